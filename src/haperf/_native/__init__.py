@@ -1,0 +1,1 @@
+"""Private compiled modules (Cython). Import the public facades instead, e.g. haperf.checksum."""

@@ -1,0 +1,23 @@
+"""Benchmark suites, one module per capability; each registers its benchmarks on import.
+
+Owns the list of suite modules. Invariant: load() imports each suite exactly once, in this
+order, so the registry (and every report) lists floors first and groups in a stable order.
+"""
+
+import importlib
+
+SUITES = (
+    "haperf.bench.suites.floor",
+    "haperf.bench.suites.crc32c",
+)
+
+_loaded = False
+
+
+def load() -> None:
+    global _loaded  # noqa: PLW0603 - one-time import guard for the registry
+    if _loaded:
+        return
+    _loaded = True
+    for name in SUITES:
+        importlib.import_module(name)

@@ -1,0 +1,18 @@
+"""Typed operating errors shared by every haperf component.
+
+Owns the exception hierarchy. Invariant: every error a user can cause or meet at run time (bad
+arguments, bad input bytes, unavailable features) is a HaperfError subclass whose message says
+what was wrong and what to do; programmer errors (broken invariants) stay AssertionError.
+"""
+
+
+class HaperfError(Exception):
+    """Base class of every operating error raised by haperf."""
+
+
+class ConfigError(HaperfError, ValueError):
+    """A configuration value or command-line argument is invalid."""
+
+
+class UnsupportedError(HaperfError, RuntimeError):
+    """The requested feature is not available on this platform or build."""

@@ -1,0 +1,1 @@
+"""Test package (lets pytest import tests by package name)."""

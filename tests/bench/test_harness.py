@@ -1,0 +1,194 @@
+"""The bench harness: statistics, calibration, selection, floors, peers, errors and JSON rows."""
+
+import orjson
+import pytest
+
+from haperf.bench import report
+from haperf.bench.registry import Benchmark, Op, Peer, all_benchmarks, register
+from haperf.bench.run import RunConfig, run, select
+from haperf.bench.targets import TARGETS
+from haperf.bench.timing import calibrate, make_loop, measure_interleaved, summarize
+from haperf.errors import ConfigError
+
+
+def test_summarize_median_quartiles_and_spread() -> None:
+    stats = summarize([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert stats.median_ns == 3.0
+    assert (stats.min_ns, stats.max_ns) == (1.0, 5.0)
+    assert (stats.q1_ns, stats.q3_ns) == (2.0, 4.0)
+    assert stats.spread_pct == pytest.approx(100 * 2 / 3)
+    assert summarize([7.0]).spread_pct == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        summarize([])
+
+
+class FakeClock:
+    """A clock that advances a fixed number of ns per operation call, for exact timings."""
+
+    def __init__(self, ns_per_call: int) -> None:
+        self.now = 0
+        self.ns_per_call = ns_per_call
+
+    def __call__(self) -> int:
+        return self.now
+
+    def op(self, *_args: object) -> None:
+        self.now += self.ns_per_call
+
+
+@pytest.mark.parametrize("args", [(), (1,), (1, 2)])
+def test_loop_times_every_arity_exactly(args: tuple[int, ...]) -> None:
+    clock = FakeClock(ns_per_call=7)
+    loop = make_loop(Op(clock.op, args), clock=clock)
+    assert loop(1000) == 7000
+
+
+def test_op_rejects_too_many_arguments() -> None:
+    with pytest.raises(ValueError, match="at most 2"):
+        Op(print, (1, 2, 3))
+
+
+def test_calibrate_reaches_the_repeat_time() -> None:
+    clock = FakeClock(ns_per_call=3)
+    loop = make_loop(Op(clock.op), clock=clock)
+    loops = calibrate(loop, repeat_ns=1_000_000)
+    assert loops * 3 >= 1_000_000
+    assert loops * 3 < 20 * 1_000_000  # overshoots by at most the growth factor
+    with pytest.raises(ValueError, match="positive"):
+        calibrate(loop, 0)
+
+
+def test_interleaved_measurement_keeps_each_operation_apart() -> None:
+    fast, slow = FakeClock(2), FakeClock(10)
+    stats = measure_interleaved(
+        [(make_loop(Op(fast.op), clock=fast), 100), (make_loop(Op(slow.op), clock=slow), 50)],
+        repeats=3,
+    )
+    assert [s.median_ns for s in stats] == [2.0, 10.0]
+    assert all(s.repeats == 3 for s in stats)
+
+
+def _noop(_x: object) -> None:
+    return None
+
+
+def _missing_peer() -> Op:
+    raise ImportError("no module named 'nonexistent_peer'", name="nonexistent_peer")
+
+
+def _broken_setup() -> Op:
+    raise RuntimeError("setup exploded")
+
+
+FLOOR = Benchmark("t.floor", "t", "floor", lambda: Op(_noop, (1,)), floor=None, is_floor=True)
+SUBJECT = Benchmark(
+    "t.subject",
+    "t",
+    "subject",
+    lambda: Op(sum, ((1, 2, 3),)),
+    floor="t.floor",
+    bytes_per_op=24,
+    peers=(
+        Peer("builtin-len", lambda: Op(len, ((1, 2, 3),))),
+        Peer("absent", _missing_peer),
+    ),
+)
+BROKEN = Benchmark("t.broken", "t", "broken", _broken_setup, floor="t.floor")
+UNIVERSE = [FLOOR, SUBJECT, BROKEN]
+FAST = {"repeats": 3, "repeat_ms": 0.2}
+
+
+def test_run_measures_floor_first_and_reports_ratios() -> None:
+    results = run(RunConfig(compare=True, patterns=("t.subject",), **FAST), benchmarks=UNIVERSE)
+    assert [r.benchmark.name for r in results] == ["t.floor", "t.subject"]
+    floor, subject = results
+    assert floor.stats is not None and subject.stats is not None
+    assert subject.ratio_to_floor == pytest.approx(subject.stats.median_ns / floor.stats.median_ns)
+    assert subject.gb_per_s == pytest.approx(24 / subject.stats.median_ns)
+    present, absent = subject.peers
+    assert present.stats is not None and subject.peer_ratio(present) is not None
+    assert absent.stats is None and absent.unavailable is not None
+    assert "nonexistent_peer" in absent.unavailable
+
+
+def test_peers_only_run_with_compare() -> None:
+    results = run(RunConfig(patterns=("t.subject",), **FAST), benchmarks=UNIVERSE)
+    assert results[1].peers == []
+
+
+def test_failing_setup_becomes_an_error_row() -> None:
+    results = run(RunConfig(patterns=("t.broken",), **FAST), benchmarks=UNIVERSE)
+    broken = results[-1]
+    assert broken.stats is None
+    assert broken.error == "RuntimeError: setup exploded"
+    row = report.result_row(broken)
+    assert row["ns_per_op"] is None and row["error"] == "RuntimeError: setup exploded"
+
+
+def test_select_by_group_and_glob_and_unknown_pattern() -> None:
+    assert [b.name for b in select(["t"], UNIVERSE)] == ["t.floor", "t.subject", "t.broken"]
+    assert [b.name for b in select(["t.s*"], UNIVERSE)] == ["t.subject"]
+    with pytest.raises(ConfigError, match="matches no benchmark; groups are t"):
+        select(["nope"], UNIVERSE)
+
+
+def test_config_validates_its_bounds() -> None:
+    with pytest.raises(ConfigError, match="repeats"):
+        RunConfig(repeats=0)
+    with pytest.raises(ConfigError, match="repeat time"):
+        RunConfig(repeat_ms=-1.0)
+    assert RunConfig(quick=True).effective_repeats < RunConfig().effective_repeats
+
+
+def test_registry_rejects_duplicates_and_bad_names() -> None:
+    existing = all_benchmarks()[0]
+    with pytest.raises(ValueError, match="registered twice"):
+        register(existing)
+    with pytest.raises(ValueError, match="must start with its group"):
+        register(Benchmark("x.y", "other", "bad", lambda: Op(_noop, (1,))))
+
+
+def test_registered_benchmarks_are_well_formed() -> None:
+    benchmarks = all_benchmarks()
+    names = {b.name for b in benchmarks}
+    floors = {b.name for b in benchmarks if b.is_floor}
+    assert {"floor.py_call", "floor.memcpy_1MiB", "crc32c.1MiB", "crc32c.64B"} <= names
+    for b in benchmarks:
+        assert b.floor is None or b.floor in floors, b.name
+        assert b.is_floor == (b.floor is None), b.name
+
+
+def test_known_targets_match_the_specification() -> None:
+    spec = {
+        "breaker.state_check": 12,
+        "breaker.execute_closed": 145,
+        "breaker.execute_open": 8,
+        "phi.heartbeat": 127,
+        "phi.calculation": 892,
+        "phi.adaptive_threshold": 1200,
+        "raft.single_command": 841,
+        "raft.batch_100": 72_300,
+        "raft.leader_election": 152_000_000,
+        "raft.log_replication_per_entry": 8_200_000,
+    }
+    assert {name: t.target_ns for name, t in TARGETS.items()} == spec
+
+
+def test_json_document_has_the_documented_fields() -> None:
+    config = RunConfig(compare=True, patterns=("t.subject",), **FAST)
+    results = run(config, benchmarks=UNIVERSE)
+    doc = orjson.loads(report.to_json({"cpu": "test"}, config, results))
+    assert set(doc) == {"machine", "config", "results", "targets"}
+    row = doc["results"][1]
+    for key in ("name", "group", "ns_per_op", "target_ns", "ratio_to_floor", "peer_ratios"):
+        assert key in row
+    assert set(row["peer_ratios"]) == {"builtin-len"}
+    assert len(doc["targets"]) == len(TARGETS)
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [(None, "-"), (12.34, "12.3 ns"), (4560.0, "4.560 us"), (152e6, "152 ms"), (2.5e9, "2.500 s")],
+)
+def test_format_ns(ns: float | None, text: str) -> None:
+    assert report.format_ns(ns) == text
