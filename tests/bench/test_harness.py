@@ -68,6 +68,18 @@ def test_interleaved_measurement_keeps_each_operation_apart() -> None:
     assert all(s.repeats == 3 for s in stats)
 
 
+def test_warmup_rounds_run_but_are_not_counted() -> None:
+    calls: list[int] = []
+
+    def loop(n: int) -> int:
+        calls.append(n)
+        return 5 * n if len(calls) > 2 else 1000 * n  # the first two rounds are "cold"
+
+    (stats,) = measure_interleaved([(loop, 10)], repeats=3, warmup_rounds=2)
+    assert calls == [10] * 5
+    assert stats.max_ns == 5.0
+
+
 def _noop(_x: object) -> None:
     return None
 

@@ -29,7 +29,7 @@ cdef extern from "haperf_crc32c.h" nogil:
         HAPERF_CRC32C_PATH_PORTABLE
         HAPERF_CRC32C_PATH_SSE42
         HAPERF_CRC32C_PATH_PCLMUL
-        HAPERF_CRC32C_PATH_VPCLMUL
+        HAPERF_CRC32C_PATH_AVX512
 
 
 cdef inline void crc32c_init() noexcept nogil:

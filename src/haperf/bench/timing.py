@@ -140,14 +140,24 @@ def summarize(ns_per_op: Sequence[float]) -> Stats:
     )
 
 
-def measure_interleaved(loops: Sequence[tuple[Loop, int]], repeats: int) -> list[Stats]:
-    """Time several operations round-robin, one repeat of each per round.
+WARMUP_ROUNDS = 1
 
-    Interleaving spreads a noisy neighbour's bursts over every operation alike, so ratios
-    between them (haperf vs a peer, a row vs its floor) are steadier than the absolute times.
+
+def measure_interleaved(
+    loops: Sequence[tuple[Loop, int]], repeats: int, warmup_rounds: int = WARMUP_ROUNDS
+) -> list[Stats]:
+    """Time several operations round-robin, one repeat of each per round, after a warm-up.
+
+    The warm-up rounds run every operation at full length and are discarded (caches, branch
+    predictors and the CPU clock settle; calibration has warmed them once already). Interleaving
+    spreads a noisy neighbour's bursts over every operation alike, so ratios between them
+    (haperf vs a peer) are steadier than the absolute times.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup_rounds):
+        for loop, count in loops:
+            timed(loop, count)
     samples: list[list[float]] = [[] for _ in loops]
     for _ in range(repeats):
         for i, (loop, count) in enumerate(loops):

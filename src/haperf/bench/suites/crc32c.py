@@ -1,11 +1,14 @@
-"""CRC32C benchmarks: haperf's crc32c at sizes from 16 B to 1 MiB, its portable path, and peers.
+"""CRC32C benchmarks: haperf's crc32c at sizes from 16 B to 1 MiB, each implementation, and peers.
 
-Owns the crc32c group. Large rows are divided by the instruction floor at the same size: three
-independent chains of the SSE4.2 crc32 instruction over the buffer with nothing else (no merge,
-no tail; see haperf_crc32c_limit in native/include/haperf_crc32c.h), the most that instruction
-can do on this core. Small rows are divided by floor.py_call. Peers: zlib.crc32 (CRC-32/IEEE, a
-different polynomial, so the same job but not interchangeable), the `crc32c` package and
-`google-crc32c`, each run only when installed (pip install 'haperf[peers]').
+Owns the crc32c group. The path_* rows force one implementation each (portable slicing-by-8,
+SSE4.2 crc32 lanes, PCLMULQDQ folding, AVX-512 VPCLMULQDQ folding) where the CPU has it. Large
+rows are divided by the instruction floor at the same size: three independent chains of the
+SSE4.2 crc32 instruction over the buffer with nothing else (no merge, no tail; see
+haperf_crc32c_limit in native/include/haperf_crc32c.h), the most that instruction can do on
+this core, so a folding path below 1.00x of it is faster than any crc32-instruction design.
+Small rows are divided by floor.py_call. Peers: zlib.crc32 (CRC-32/IEEE, a different
+polynomial, so the same job but not interchangeable), the `crc32c` package and `google-crc32c`,
+each run only when installed (pip install 'haperf[peers]').
 """
 
 import random
@@ -42,6 +45,23 @@ def _instruction_floor(n: int, streams: int) -> Callable[[], Op]:
         return Op(native._instruction_floor, (payload(n), streams))
 
     return setup
+
+
+# Each implementation, by the name paths() gives it and a short label for row names.
+PATH_LABELS = {
+    "slicing-by-8": "portable",
+    "sse4.2": "sse42",
+    "pclmulqdq": "pclmul",
+    "avx512-vpclmulqdq": "avx512",
+}
+
+
+def _path_op(path: str, n: int) -> Callable[[], Op]:
+    return lambda: Op(native.crc32c_path, (path, payload(n)))
+
+
+def _path_available(path: str) -> Callable[[], bool]:
+    return lambda: path in native.paths()
 
 
 def _has_instruction() -> bool:
@@ -124,13 +144,15 @@ def _benchmarks() -> list[Benchmark]:
     )
     rows += [
         Benchmark(
-            f"crc32c.portable_{size_label(n)}",
+            f"crc32c.path_{label}_{size_label(n)}",
             "crc32c",
-            f"crc32c_portable(bytes of {size_label(n)}): slicing-by-8, no special instructions",
-            _op(native.crc32c_portable, n),
+            f"crc32c forced onto the {path} path, bytes of {size_label(n)}",
+            _path_op(path, n),
             floor=_floor_for(n),
             bytes_per_op=n,
+            available=_path_available(path),
         )
+        for path, label in PATH_LABELS.items()
         for n in (4096, 1 << 20)
     ]
     rows.append(
