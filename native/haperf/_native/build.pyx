@@ -13,7 +13,7 @@ from haperf._native.config cimport (
 
 DEBUG = bool(HAPERF_DEBUG)
 BUILD_TYPE = HAPERF_BUILD_TYPE.decode("ascii")
-COMPILER = HAPERF_COMPILER.decode("utf-8", "replace")
+COMPILER = HAPERF_COMPILER.decode("utf-8", "replace").strip()
 CYTHON_VERSION = HAPERF_CYTHON_VERSION.decode("ascii")
 
 
