@@ -7,7 +7,9 @@ Other native modules (the WAL, the wire codec) checksum bytes with:
     crc = _crc.crc32c_extend(crc, ptr, n)    # nogil, noexcept; finished-CRC convention
 
 Invariants: crc32c_init() runs before the first extend or combine (it is idempotent); the
-functions below never raise, never allocate and never touch the GIL.
+functions below never raise, never allocate and never touch the GIL. crc32c_extend runs the path
+chosen at init (AVX-512 VPCLMULQDQ, PCLMULQDQ, SSE4.2 or slicing-by-8; see haperf_crc32c.h);
+haperf_crc32c_extend_path forces one by its HAPERF_CRC32C_PATH_* id, for tests and benchmarks.
 """
 
 from libc.stdint cimport uint32_t, uint64_t
@@ -17,8 +19,6 @@ cdef extern from "haperf_crc32c.h" nogil:
     void haperf_crc32c_init() noexcept
     int haperf_crc32c_hardware() noexcept
     uint32_t haperf_crc32c_extend(uint32_t crc, const void* data, size_t n) noexcept
-    uint32_t haperf_crc32c_extend_portable(uint32_t crc, const void* data, size_t n) noexcept
-    uint32_t haperf_crc32c_extend_sse42(uint32_t crc, const void* data, size_t n) noexcept
     uint32_t haperf_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) noexcept
     uint64_t haperf_crc32c_limit(const unsigned char* p, size_t n, int streams) noexcept
     int haperf_crc32c_path_available(int path) noexcept

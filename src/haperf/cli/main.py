@@ -8,6 +8,7 @@ it never escapes as a traceback.
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench
@@ -18,9 +19,14 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def program_name() -> str:
+    """'haperf' when run as the console script, 'python -m haperf' otherwise."""
+    return "haperf" if Path(sys.argv[0]).stem == "haperf" else "python -m haperf"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m haperf",
+        prog=program_name(),
         description="haperf: high-availability building blocks for Python services.",
         epilog="Run 'python -m haperf COMMAND --help' for a command's options.",
     )
