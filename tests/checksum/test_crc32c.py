@@ -5,6 +5,7 @@ with the crc32 instruction still tests the portable code and vice versa.
 """
 
 import array
+import sys
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -241,3 +242,42 @@ def test_threads_checksum_large_buffers_concurrently() -> None:
     assert all(not t.is_alive() for t in threads)
     for i, got in enumerate(results):
         assert got == [expected[i]] * 50
+
+
+def _main_thread_ran_during(data: object, calls: int) -> bool:
+    """Whether the main thread got to run while another thread checksummed `data` `calls` times.
+
+    The switch interval is raised to 30 s, so a thread that keeps the GIL is never asked to give
+    it up mid-work: the main thread, woken by the event, can only run while the worker is inside
+    a call that released the GIL, or after the worker is done.
+    """
+    started = threading.Event()
+    finished = [False]
+
+    def work() -> None:
+        started.set()
+        for _ in range(calls):
+            crc32c(data)
+        finished[0] = True
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait(timeout=60)
+        ran_during = not finished[0]
+        worker.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old)
+    assert not worker.is_alive()
+    return ran_during
+
+
+def test_large_inputs_release_the_gil() -> None:
+    assert _main_thread_ran_during(np.ones(64 << 20, dtype=np.uint8), calls=20)
+
+
+def test_small_inputs_keep_the_gil() -> None:
+    """The control: below NOGIL_BYTES_MIN the worker never lets go, so the check above can fail."""
+    assert not _main_thread_ran_during(bytes(NOGIL_BYTES_MIN - 1), calls=20_000)
