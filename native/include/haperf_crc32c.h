@@ -780,21 +780,6 @@ static inline uint32_t haperf_crc32c_extend_path(int path, uint32_t crc, const v
     return ~fn(~crc, (const unsigned char *)data, n);
 }
 
-static inline uint32_t haperf_crc32c_extend_portable(uint32_t crc, const void *data, size_t n) {
-    return ~haperf_crc32c_run_portable(~crc, (const unsigned char *)data, n);
-}
-
-#if HAPERF_CRC32C_X86
-static inline uint32_t haperf_crc32c_extend_sse42(uint32_t crc, const void *data, size_t n) {
-    return ~haperf_crc32c_run_sse42(~crc, (const unsigned char *)data, n);
-}
-#else
-static inline uint32_t haperf_crc32c_extend_sse42(uint32_t crc, const void *data, size_t n) {
-    /* Unreachable: callers check haperf_crc32c_hardware(), which is 0 off x86. */
-    return haperf_crc32c_extend_portable(crc, data, n);
-}
-#endif
-
 /* CRC of A || B from crc(A), crc(B) and len(B). The pre/post inversions cancel out, so the
  * finished values combine like raw registers. */
 static inline uint32_t haperf_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {

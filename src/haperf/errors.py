@@ -12,7 +12,3 @@ class HaperfError(Exception):
 
 class ConfigError(HaperfError, ValueError):
     """A configuration value or command-line argument is invalid."""
-
-
-class UnsupportedError(HaperfError, RuntimeError):
-    """The requested feature is not available on this platform or build."""

@@ -19,7 +19,7 @@ class Target:
     what: str
 
 
-_SOURCE = "specification (Go implementation)"
+TARGET_SOURCE = "specification (Go implementation)"
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -41,5 +41,3 @@ TARGETS: dict[str, Target] = {
         ),
     )
 }
-
-TARGET_SOURCE = _SOURCE

@@ -13,7 +13,6 @@ from haperf.bench import report
 from haperf.bench.machine import describe
 from haperf.bench.registry import all_benchmarks, groups
 from haperf.bench.run import REPEAT_MS_MAX, REPEATS_MAX, RunConfig, run
-from haperf.bench.targets import TARGETS
 
 
 def _positive_int(text: str) -> int:
@@ -120,5 +119,4 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(report.to_table(machine, config, results))
     sys.stdout.flush()
-    assert set(TARGETS) >= {r.benchmark.name for r in results if r.benchmark.target_ns}
     return 1 if any(r.error and r.benchmark.is_available() for r in results) else 0
