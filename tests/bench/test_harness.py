@@ -204,3 +204,67 @@ def test_json_document_has_the_documented_fields() -> None:
 )
 def test_format_ns(ns: float | None, text: str) -> None:
     assert report.format_ns(ns) == text
+
+
+def test_ops_per_call_divides_the_per_iteration_time() -> None:
+    clock = FakeClock(ns_per_call=1000)
+    loop = make_loop(Op(clock.op), clock=clock)
+    (whole,) = measure_interleaved([(loop, 10)], repeats=3)
+    (per_item,) = measure_interleaved([(loop, 10)], repeats=3, ops_per_call=[250])
+    assert whole.median_ns == 1000.0
+    assert per_item.median_ns == 4.0
+    with pytest.raises(ValueError, match="ops_per_call"):
+        measure_interleaved([(loop, 10)], repeats=1, ops_per_call=[0])
+    with pytest.raises(ValueError, match="ops_per_call"):
+        Op(_noop, (1,), ops_per_call=0)
+
+
+def test_async_op_awaits_inside_one_coroutine_with_the_clock_inside() -> None:
+    clock = FakeClock(ns_per_call=7)
+    awaited: list[int] = []
+
+    async def step(x: int) -> None:
+        awaited.append(x)
+        clock.op()
+
+    loop = make_loop(Op(step, (5,), is_async=True), clock=clock)
+    assert loop(4) == 28
+    assert awaited == [5, 5, 5, 5]
+
+
+def test_cleanup_runs_once_and_extra_figures_are_reported() -> None:
+    cleaned: list[str] = []
+
+    def setup() -> Op:
+        return Op(
+            _noop,
+            (1,),
+            ops_per_call=2,
+            cleanup=lambda: cleaned.append("done"),
+            extra=lambda: {"p99_ms": 1.5},
+        )
+
+    bench = Benchmark("t.extra", "t", "extra", setup, floor="t.floor")
+    results = run(RunConfig(patterns=("t.extra",), **FAST), benchmarks=[FLOOR, bench])
+    assert cleaned == ["done"]
+    assert results[-1].extra == {"p99_ms": 1.5}
+    assert report.result_row(results[-1])["extra"] == {"p99_ms": 1.5}
+    assert "t.extra: p99_ms=1.5" in report.to_table(_fake_machine(), RunConfig(**FAST), results)
+
+
+def _fake_machine() -> dict[str, object]:
+    return {
+        "haperf": "0",
+        "date_utc": "now",
+        "cpu": "cpu",
+        "arch": "x",
+        "cores": 2,
+        "usable_cores": 2,
+        "os": "os",
+        "python": "py",
+        "build_type": "Release",
+        "debug_checks": False,
+        "compiler": "cc",
+        "cython": "3",
+        "crc32c_backend": "x",
+    }

@@ -15,14 +15,29 @@ from haperf.bench.targets import TARGETS
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One timed operation: `fn(*args)` is what a single iteration runs (0 to 2 arguments)."""
+    """One timed operation: `fn(*args)` is what a single iteration runs (0 to 2 arguments).
+
+    `is_async`: `fn` is an async function; each iteration is `await fn(*args)`, timed inside
+    one coroutine on the shared bench event loop (haperf.bench.timing.bench_loop), so the cost of
+    entering the loop is outside the timed region. `ops_per_call`: one iteration does this many
+    operations (a batch of 1024 appends, 100 commands), and the row reports ns per operation.
+    `cleanup` runs once after the row is measured (close files, remove temp dirs). `extra`
+    returns named figures computed by the operation itself (latency percentiles, throughput),
+    read once after the row is measured and reported beside it.
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    is_async: bool = False
+    ops_per_call: int = 1
+    cleanup: Callable[[], None] | None = None
+    extra: Callable[[], dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.args) > 2:
             raise ValueError(f"an Op takes at most 2 arguments, got {len(self.args)}")
+        if self.ops_per_call < 1:
+            raise ValueError(f"ops_per_call must be >= 1, got {self.ops_per_call}")
 
 
 @dataclass(frozen=True, slots=True)

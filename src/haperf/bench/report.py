@@ -54,6 +54,7 @@ def result_row(result: Result) -> dict[str, Any]:
         "ratio_to_target": _round(result.ratio_to_target, 4),
         "peers": peers,
         "peer_ratios": {p["name"]: p["ratio"] for p in peers if p["ratio"] is not None},
+        "extra": {k: _round(v, 6) for k, v in result.extra.items()},
         "error": result.error,
     }
 
@@ -121,6 +122,7 @@ def to_table(machine: dict[str, Any], config: RunConfig, results: list[Result]) 
     header = ("benchmark", "ns/op", "IQR", "GB/s", "vs floor", "target", "vs target")
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
+    extras: list[str] = []
     for r in results:
         s = r.stats
         if r.error is not None:
@@ -140,6 +142,9 @@ def to_table(machine: dict[str, Any], config: RunConfig, results: list[Result]) 
                 _ratio(r.ratio_to_target),
             )
         )
+        if r.extra:
+            figures = ", ".join(f"{k}={v:.4g}" for k, v in r.extra.items())
+            extras.append(f"{r.benchmark.name}: {figures}")
         for p in r.peers:
             label = f"  vs {p.name}"
             if p.stats is None:
@@ -184,5 +189,6 @@ def to_table(machine: dict[str, Any], config: RunConfig, results: list[Result]) 
             f"{len(missing)} specification targets have no benchmark yet "
             f"(`python -m haperf bench --list` shows them)."
         )
+    out.extend(f"figures: {x}" for x in extras)
     out.extend(f"error: {n}" for n in notes)
     return "\n".join(out) + "\n"

@@ -73,6 +73,7 @@ class Result:
     floor_stats: Stats | None = None
     peers: list[PeerResult] = field(default_factory=list)
     error: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def ratio_to_floor(self) -> float | None:
@@ -139,10 +140,66 @@ def _with_floors(selected: list[Benchmark], universe: Sequence[Benchmark]) -> li
     return floors + rest
 
 
-def _prepare(setup: Callable[[], Op], repeat_ns: int) -> tuple[Callable[[int], int], int]:
-    loop = make_loop(setup())
-    loops = calibrate(loop, repeat_ns)
-    return loop, loops
+@dataclass(slots=True)
+class _Prepared:
+    loop: Callable[[int], int]
+    loops: int
+    op: Op
+
+
+def _prepare(setup: Callable[[], Op], repeat_ns: int) -> _Prepared:
+    op = setup()
+    try:
+        loop = make_loop(op)
+        loops = calibrate(loop, repeat_ns)
+    except BaseException:
+        _cleanup([op])
+        raise
+    return _Prepared(loop, loops, op)
+
+
+def _cleanup(ops: Sequence[Op]) -> None:
+    for op in ops:
+        if op.cleanup is not None:
+            op.cleanup()
+
+
+def _measure(bench: Benchmark, result: Result, config: RunConfig) -> None:
+    """Time one row and its peers interleaved; errors become the row's error text."""
+    try:
+        main = _prepare(bench.setup, config.repeat_ns)
+    except Exception as exc:  # noqa: BLE001 - reported as an error row, run goes on
+        result.error = f"{type(exc).__name__}: {exc}"
+        return
+    contenders = [main]
+    measured_peers: list[PeerResult] = []
+    try:
+        if config.compare:
+            for peer in bench.peers:
+                peer_result = PeerResult(name=peer.name, note=peer.note)
+                result.peers.append(peer_result)
+                try:
+                    contenders.append(_prepare(peer.setup, config.repeat_ns))
+                except ImportError as exc:
+                    peer_result.unavailable = f"not installed ({exc.name or exc})"
+                    continue
+                measured_peers.append(peer_result)
+        try:
+            stats = measure_interleaved(
+                [(c.loop, c.loops) for c in contenders],
+                config.effective_repeats,
+                ops_per_call=[c.op.ops_per_call for c in contenders],
+            )
+            if main.op.extra is not None:
+                result.extra = dict(main.op.extra())
+        except Exception as exc:  # noqa: BLE001 - reported as an error row, run goes on
+            result.error = f"{type(exc).__name__}: {exc}"
+            return
+        result.stats, result.loops = stats[0], main.loops
+        for peer_result, peer_stats in zip(measured_peers, stats[1:], strict=True):
+            peer_result.stats = peer_stats
+    finally:
+        _cleanup([c.op for c in contenders])
 
 
 def run(
@@ -165,31 +222,7 @@ def run(
         if not bench.is_available():
             result.error = "unavailable on this machine"
             continue
-        try:
-            main = _prepare(bench.setup, config.repeat_ns)
-        except Exception as exc:  # noqa: BLE001 - reported as an error row, run goes on
-            result.error = f"{type(exc).__name__}: {exc}"
-            continue
-        contenders = [main]
-        measured_peers: list[PeerResult] = []
-        if config.compare:
-            for peer in bench.peers:
-                peer_result = PeerResult(name=peer.name, note=peer.note)
-                result.peers.append(peer_result)
-                try:
-                    contenders.append(_prepare(peer.setup, config.repeat_ns))
-                except ImportError as exc:
-                    peer_result.unavailable = f"not installed ({exc.name or exc})"
-                    continue
-                measured_peers.append(peer_result)
-        try:
-            stats = measure_interleaved(contenders, config.effective_repeats)
-        except Exception as exc:  # noqa: BLE001 - reported as an error row, run goes on
-            result.error = f"{type(exc).__name__}: {exc}"
-            continue
-        result.stats, result.loops = stats[0], main[1]
-        for peer_result, peer_stats in zip(measured_peers, stats[1:], strict=True):
-            peer_result.stats = peer_stats
+        _measure(bench, result, config)
     for result in results.values():
         floor = result.benchmark.floor
         if floor is not None and floor in results and not result.benchmark.is_floor:

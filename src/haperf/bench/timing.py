@@ -9,6 +9,7 @@ Invariants: the garbage collector is off inside a timed repeat (and restored aft
 statistics are computed over per-repeat ns/op values, never over a single repeat.
 """
 
+import asyncio
 import gc
 import statistics
 from collections.abc import Callable, Sequence
@@ -25,12 +26,55 @@ Loop = Callable[[int], int]
 CALIBRATION_LOOPS_MAX = 1 << 30
 
 
+_bench_loop: asyncio.AbstractEventLoop | None = None
+
+
+def bench_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop every async benchmark runs on (uvloop when importable).
+
+    Setups that build loop-bound objects (semaphores, futures, async WALs) create them with
+    this loop current, so they run where they are timed.
+    """
+    global _bench_loop  # noqa: PLW0603 - one shared loop per bench process
+    if _bench_loop is None or _bench_loop.is_closed():
+        try:
+            import uvloop
+
+            _bench_loop = uvloop.new_event_loop()
+        except ImportError:
+            _bench_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_bench_loop)
+    return _bench_loop
+
+
+def _make_async_loop(op: Op, clock: Callable[[], int]) -> Loop:
+    """`await fn(*args)` n times inside one coroutine; the clock starts inside it."""
+    fn, args = op.fn, op.args
+    event_loop = bench_loop()
+
+    async def body(n: int) -> int:
+        it = repeat(None, n)
+        start = clock()
+        for _ in it:
+            await fn(*args)
+        return clock() - start
+
+    def loop(n: int) -> int:
+        return event_loop.run_until_complete(body(n))
+
+    return loop
+
+
 def make_loop(op: Op, clock: Callable[[], int] = perf_counter_ns) -> Loop:
     """Return a function that runs `op` n times and returns the elapsed ns.
 
     Each arity gets its own loop body with everything bound as locals (LOAD_FAST), so the
-    harness adds the same minimal overhead to every row, floors included.
+    harness adds the same minimal overhead to every row, floors included. Async operations get
+    one coroutine loop whose body is the same shape (floor.await_call measures it around a
+    no-op coroutine).
     """
+    if op.is_async:
+        return _make_async_loop(op, clock)
     fn = op.fn
     if len(op.args) == 0:
 
@@ -144,22 +188,29 @@ WARMUP_ROUNDS = 1
 
 
 def measure_interleaved(
-    loops: Sequence[tuple[Loop, int]], repeats: int, warmup_rounds: int = WARMUP_ROUNDS
+    loops: Sequence[tuple[Loop, int]],
+    repeats: int,
+    warmup_rounds: int = WARMUP_ROUNDS,
+    ops_per_call: Sequence[int] | None = None,
 ) -> list[Stats]:
     """Time several operations round-robin, one repeat of each per round, after a warm-up.
 
     The warm-up rounds run every operation at full length and are discarded (caches, branch
     predictors and the CPU clock settle; calibration has warmed them once already). Interleaving
     spreads a noisy neighbour's bursts over every operation alike, so ratios between them
-    (haperf vs a peer) are steadier than the absolute times.
+    (haperf vs a peer) are steadier than the absolute times. `ops_per_call[i]` divides row i's
+    per-iteration time (an iteration that does a batch reports ns per item).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup_rounds):
         for loop, count in loops:
             timed(loop, count)
+    per_call = list(ops_per_call) if ops_per_call is not None else [1] * len(loops)
+    if len(per_call) != len(loops) or min(per_call, default=1) < 1:
+        raise ValueError("ops_per_call needs one value >= 1 per loop")
     samples: list[list[float]] = [[] for _ in loops]
     for _ in range(repeats):
         for i, (loop, count) in enumerate(loops):
-            samples[i].append(timed(loop, count) / count)
+            samples[i].append(timed(loop, count) / (count * per_call[i]))
     return [summarize(s) for s in samples]

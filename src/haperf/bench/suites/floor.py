@@ -4,7 +4,8 @@ Owns the rows every other benchmark divides by. floor.py_call is a no-op Python 
 in the harness loop: a haperf call at 1.0x of it costs no more than an empty Python call.
 floor.c_call is the same with a C builtin (id). floor.memcpy_1MiB copies 1 MiB between two
 preallocated buffers (a memoryview slice assignment is one memcpy), the bandwidth bar for
-byte-crunching rows.
+byte-crunching rows. floor.await_call awaits a no-op coroutine inside one coroutine loop on the
+bench event loop: the bar for async rows (`await af()`).
 """
 
 from haperf.bench.registry import Benchmark, Op, register_all
@@ -55,6 +56,28 @@ register_all(
             _memcpy,
             floor=None,
             bytes_per_op=MEMCPY_BYTES,
+            is_floor=True,
+        ),
+    ]
+)
+
+
+async def _anoop(_x: object) -> None:
+    return None
+
+
+def _await_call() -> Op:
+    return Op(_anoop, (b"x",), is_async=True)
+
+
+register_all(
+    [
+        Benchmark(
+            "floor.await_call",
+            "floor",
+            "await anoop(x): empty coroutine awaited in one coroutine loop (bench event loop)",
+            _await_call,
+            floor=None,
             is_floor=True,
         ),
     ]
