@@ -1,0 +1,1 @@
+"""Tests of the Raft message types, codec, core, host and simulator."""
