@@ -268,3 +268,28 @@ def _fake_machine() -> dict[str, object]:
         "cython": "3",
         "crc32c_backend": "x",
     }
+
+
+def test_a_family_name_selects_every_group_in_it() -> None:
+    rows = [
+        Benchmark("breaker.a", "breaker", "a", lambda: Op(_noop, (1,))),
+        Benchmark("sketch.b", "sketch", "b", lambda: Op(_noop, (1,))),
+        Benchmark("wal.c", "wal", "c", lambda: Op(_noop, (1,))),
+    ]
+    assert [b.name for b in select(["resilience"], rows)] == ["breaker.a", "sketch.b"]
+
+
+def test_target_metric_compares_an_extra_figure_with_the_target() -> None:
+    name = next(iter(TARGETS))
+    group = TARGETS[name].group
+    bench = Benchmark(
+        name,
+        group,
+        "simulated",
+        lambda: Op(_noop, (1,), extra=lambda: {"median_ns": TARGETS[name].target_ns / 2}),
+        floor="t.floor",
+        target_metric="median_ns",
+    )
+    (_, row) = run(RunConfig(patterns=(name,), **FAST), benchmarks=[FLOOR, bench])
+    assert row.ratio_to_target == pytest.approx(0.5)
+    assert report.result_row(row)["target_value_ns"] == TARGETS[name].target_ns / 2

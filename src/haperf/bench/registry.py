@@ -54,7 +54,9 @@ class Benchmark:
     """A registered benchmark.
 
     `setup` builds the operation once, outside the timed region. `floor` names the floor row
-    this one is divided by. `bytes_per_op` makes the report show throughput.
+    this one is divided by. `bytes_per_op` makes the report show throughput. `target_metric`
+    names an `extra` figure (in ns) that is compared with the row's target instead of the
+    wall-clock time per call: a simulated election time, not the time to simulate it.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Benchmark:
     peers: tuple[Peer, ...] = field(default_factory=tuple)
     is_floor: bool = False
     available: Callable[[], bool] | None = None
+    target_metric: str | None = None
 
     @property
     def target_ns(self) -> float | None:
@@ -77,6 +80,22 @@ class Benchmark:
 
 
 _REGISTRY: dict[str, Benchmark] = {}
+
+# Names that select several groups at once with --filter (a capability spanning groups).
+GROUP_FAMILIES: dict[str, tuple[str, ...]] = {
+    "resilience": (
+        "breaker",
+        "retry",
+        "pipeline",
+        "ratelimit",
+        "concurrency",
+        "bulkhead",
+        "timeout",
+        "hedge",
+        "sketch",
+        "budget",
+    ),
+}
 
 
 def register(benchmark: Benchmark) -> Benchmark:

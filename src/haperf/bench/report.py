@@ -51,6 +51,8 @@ def result_row(result: Result) -> dict[str, Any]:
         "floor_ns": _round(None if result.floor_stats is None else result.floor_stats.median_ns),
         "ratio_to_floor": _round(result.ratio_to_floor, 4),
         "target_ns": b.target_ns,
+        "target_metric": b.target_metric,
+        "target_value_ns": _round(result.target_value_ns),
         "ratio_to_target": _round(result.ratio_to_target, 4),
         "peers": peers,
         "peer_ratios": {p["name"]: p["ratio"] for p in peers if p["ratio"] is not None},

@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from haperf.bench.registry import Benchmark, Op, all_benchmarks
+from haperf.bench.registry import GROUP_FAMILIES, Benchmark, Op, all_benchmarks
 from haperf.bench.timing import Stats, calibrate, make_loop, measure_interleaved
 from haperf.errors import ConfigError
 
@@ -82,11 +82,19 @@ class Result:
         return self.stats.median_ns / self.floor_stats.median_ns
 
     @property
+    def target_value_ns(self) -> float | None:
+        """What the target is compared with: the median time, or the row's target_metric."""
+        metric = self.benchmark.target_metric
+        if metric is not None:
+            return self.extra.get(metric)
+        return None if self.stats is None else self.stats.median_ns
+
+    @property
     def ratio_to_target(self) -> float | None:
-        target = self.benchmark.target_ns
-        if self.stats is None or target is None:
+        target, value = self.benchmark.target_ns, self.target_value_ns
+        if value is None or target is None or self.stats is None:
             return None
-        return self.stats.median_ns / target
+        return value / target
 
     @property
     def gb_per_s(self) -> float | None:
@@ -105,6 +113,8 @@ class Result:
 def select(patterns: Sequence[str], benchmarks: Sequence[Benchmark]) -> list[Benchmark]:
     """Benchmarks whose group equals a pattern or whose name matches it (shell-style glob).
 
+    A family name (GROUP_FAMILIES, e.g. 'resilience') selects every group in the family.
+
     No patterns selects everything. A pattern that selects nothing is a ConfigError naming the
     known groups, so a typo never silently runs an empty bench.
     """
@@ -112,7 +122,12 @@ def select(patterns: Sequence[str], benchmarks: Sequence[Benchmark]) -> list[Ben
         return list(benchmarks)
     chosen: dict[str, Benchmark] = {}
     for pattern in patterns:
-        hits = [b for b in benchmarks if b.group == pattern or fnmatch.fnmatchcase(b.name, pattern)]
+        family = GROUP_FAMILIES.get(pattern, ())
+        hits = [
+            b
+            for b in benchmarks
+            if b.group == pattern or b.group in family or fnmatch.fnmatchcase(b.name, pattern)
+        ]
         if not hits:
             known = sorted({b.group for b in benchmarks})
             raise ConfigError(
