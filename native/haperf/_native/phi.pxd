@@ -89,8 +89,7 @@ cdef class PhiAccrualDetector:
     cdef double _phi(self, int64_t now_ns) noexcept nogil
     cdef void _push(self, int64_t interval) noexcept nogil
     cdef int _transition(self, int new_state, int64_t now_ns, double phi) except -1
-    cpdef bint heartbeat(self, int64_t now_ns) except -1
-    cpdef double phi(self, int64_t now_ns) noexcept
+    cdef bint _heartbeat(self, int64_t now_ns) except -1
     cdef int _evaluate(self, int64_t now_ns) except -1
 
 

@@ -17,12 +17,14 @@ Invariants:
 """
 
 cimport cython
+from cpython.long cimport PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport INFINITY, exp, fabs, isnan, log
 from libc.stdint cimport INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memset
 
 import numpy as np
+from operator import index as _index
 
 from haperf.errors import ConfigError, DetectorInputError, UnknownNodeError
 
@@ -103,6 +105,14 @@ cdef int _check_params(haperf_phi_params* p, str distribution, double threshold,
     p.ln_tail_weight = log(tail_weight)
     p.ln_body_weight = log(1.0 - tail_weight)
     return 0
+
+
+cdef inline int64_t _ns(object t) except? -1:
+    # Times are ints (or integer-like objects such as numpy.int64). A float, NaN included, is a
+    # TypeError: Cython's own int64 conversion would silently truncate it.
+    if PyLong_CheckExact(t):
+        return t
+    return _index(t)
 
 
 cdef inline double _dt(int64_t now_ns, int64_t last_ns) noexcept nogil:
@@ -363,8 +373,11 @@ cdef class PhiAccrualDetector:
         self._transition(s, now_ns, p)
         return s
 
-    cpdef bint heartbeat(self, int64_t now_ns) except -1:
+    def heartbeat(self, now_ns):
         """Record a heartbeat that arrived at now_ns; False if it was older than the last one."""
+        return self._heartbeat(_ns(now_ns))
+
+    cdef bint _heartbeat(self, int64_t now_ns) except -1:
         if self._has_last:
             if now_ns < self._last_ns:
                 self.ignored_backwards += 1
@@ -380,18 +393,18 @@ cdef class PhiAccrualDetector:
             self._evaluate(now_ns)
         return True
 
-    cpdef double phi(self, int64_t now_ns) noexcept:
+    def phi(self, now_ns):
         """Suspicion level at now_ns (0 before the first heartbeat; a time before it counts as 0)."""
-        return self._phi(now_ns)
+        return self._phi(_ns(now_ns))
 
-    def state(self, int64_t now_ns):
+    def state(self, now_ns):
         """ALIVE, SUSPECT or FAILED at now_ns; reports a change to on_transition."""
-        return _STATES[self._evaluate(now_ns)]
+        return _STATES[self._evaluate(_ns(now_ns))]
 
-    def is_available(self, int64_t now_ns):
+    def is_available(self, now_ns):
         """True while phi(now_ns) is below the threshold in use (Akka's isAvailable)."""
         cdef double t = self._threshold if self.adaptive is None else self.adaptive.threshold
-        return self._phi(now_ns) < t
+        return self._phi(_ns(now_ns)) < t
 
     def heartbeat_array(self, const int64_t[::1] times_ns not None, double[::1] phi_out=None):
         """heartbeat(t) for each t in order; phi_out[i] gets phi at arrival i (before it counts).
@@ -408,7 +421,7 @@ cdef class PhiAccrualDetector:
         for i in range(n):
             if phi_out is not None:
                 phi_out[i] = self._phi(times_ns[i])
-            accepted += self.heartbeat(times_ns[i])
+            accepted += self._heartbeat(times_ns[i])
         return accepted
 
     def _clock_ns(self):
@@ -419,13 +432,13 @@ cdef class PhiAccrualDetector:
 
     def heartbeat_now(self):
         """heartbeat() at the detector's clock (clock= at construction, else the default)."""
-        return self.heartbeat(self._clock_ns())
+        return self._heartbeat(_ns(self._clock_ns()))
 
     def phi_now(self):
-        return self._phi(self._clock_ns())
+        return self._phi(_ns(self._clock_ns()))
 
     def state_now(self):
-        return _STATES[self._evaluate(self._clock_ns())]
+        return _STATES[self._evaluate(_ns(self._clock_ns()))]
 
     @property
     def threshold(self):
@@ -683,10 +696,11 @@ cdef class DetectorBank:
             return 0.0
         return haperf_phi_eval(&self._params, _dt(now_ns, last), self._mean[node], self._sd[node])
 
-    def heartbeat(self, int64_t node, int64_t now_ns):
+    def heartbeat(self, int64_t node, now_ns):
         """Record a heartbeat from `node` at now_ns; False if older than its last one."""
+        cdef int64_t t = _ns(now_ns)
         self._check_node(node)
-        return self._beat(node, now_ns)
+        return self._beat(node, t)
 
     def heartbeat_many(self, const int64_t[::1] nodes not None,
                        const int64_t[::1] times_ns not None, double[::1] phi_out=None):
@@ -720,12 +734,13 @@ cdef class DetectorBank:
         self.ignored_unknown += unknown
         return accepted
 
-    def phi(self, int64_t node, int64_t now_ns):
+    def phi(self, int64_t node, now_ns):
         """Suspicion level of one node at now_ns."""
+        cdef int64_t t = _ns(now_ns)
         self._check_node(node)
-        return self._phi(node, now_ns)
+        return self._phi(node, t)
 
-    def phi_all(self, int64_t now_ns, double[::1] out=None):
+    def phi_all(self, now_ns, double[::1] out=None):
         """phi of every id at now_ns as a float64 array indexed by id (0 for removed ids).
 
         Computed in chunks with numpy's vectorised exp and log1p, so values may differ from the
@@ -740,7 +755,7 @@ cdef class DetectorBank:
             raise DetectorInputError(f"out has {out.shape[0]} entries, needs {n} (id_limit)")
         else:
             result = np.asarray(out)[:n]
-        self._phi_vector(now_ns, out)
+        self._phi_vector(_ns(now_ns), out)
         return result
 
     cdef int _phi_vector(self, int64_t now_ns, double[::1] out) except -1:
@@ -849,19 +864,20 @@ cdef class DetectorBank:
                     k += 1
         return buf[:k].copy()
 
-    def suspects(self, int64_t now_ns):
+    def suspects(self, now_ns):
         """Ids whose phi is >= threshold and < failed_threshold at now_ns (int64 array)."""
-        return self._select(now_ns, SUSPECT)
+        return self._select(_ns(now_ns), SUSPECT)
 
-    def failed(self, int64_t now_ns):
+    def failed(self, now_ns):
         """Ids whose phi is >= failed_threshold at now_ns (int64 array)."""
-        return self._select(now_ns, FAILED)
+        return self._select(_ns(now_ns), FAILED)
 
-    def poll(self, int64_t now_ns):
+    def poll(self, now_ns):
         """Re-classify every node at now_ns; return (ids, old_states, new_states) of changes.
 
         The bank remembers each node's state between polls, so a change is reported once.
         """
+        cdef int64_t t_ns = _ns(now_ns)
         cdef int64_t i, k = 0, n = self._high
         cdef int8_t s
         ids = np.empty(n, dtype=np.int64)
@@ -872,7 +888,7 @@ cdef class DetectorBank:
         cdef int8_t[::1] vn = news
         cdef double t = self.threshold, f = self.failed_threshold
         cdef double[::1] p = self._phi_scratch(n)
-        self._phi_vector(now_ns, p)
+        self._phi_vector(t_ns, p)
         with nogil:
             for i in range(n):
                 if not self._active[i]:
