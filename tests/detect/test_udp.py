@@ -91,7 +91,8 @@ def test_peers_stay_alive_then_a_stopped_peer_is_detected() -> None:
             b.close()
 
     events = run(body)
-    assert [(e.peer_id, e.old, e.new) for e in events] == [(2, ALIVE, SUSPECT), (2, SUSPECT, FAILED)]
+    transitions = [(e.peer_id, e.old, e.new) for e in events]
+    assert transitions == [(2, ALIVE, SUSPECT), (2, SUSPECT, FAILED)]
     assert events[0].phi >= 4.0 and events[1].phi >= 8.0
     assert events[1].at_ns > events[0].at_ns
 

@@ -406,11 +406,13 @@ cdef class PhiAccrualDetector:
         cdef double t = self._threshold if self.adaptive is None else self.adaptive.threshold
         return self._phi(_ns(now_ns)) < t
 
-    def heartbeat_array(self, const int64_t[::1] times_ns not None, double[::1] phi_out=None):
-        """heartbeat(t) for each t in order; phi_out[i] gets phi at arrival i (before it counts).
+    def heartbeat_array(self, const int64_t[::1] times_ns not None, double[::1] phi_out=None,
+                        double[::1] threshold_out=None):
+        """heartbeat(t) for each t in order; returns how many were accepted.
 
-        Returns how many were accepted. A backwards time is ignored and counted, as in
-        heartbeat(), and its phi_out entry is the phi at that (clamped) time.
+        phi_out[i] gets the phi at arrival i (before it counts: the highest phi that interval
+        reached) and threshold_out[i] the threshold in use just before it (the one that judged
+        the interval). A backwards time is ignored and counted, as in heartbeat().
         """
         cdef Py_ssize_t i, n = times_ns.shape[0]
         cdef int64_t accepted = 0
@@ -418,9 +420,18 @@ cdef class PhiAccrualDetector:
             raise DetectorInputError(
                 f"phi_out has {phi_out.shape[0]} entries for {n} times; pass an array of length {n}"
             )
+        if threshold_out is not None and threshold_out.shape[0] != n:
+            raise DetectorInputError(
+                f"threshold_out has {threshold_out.shape[0]} entries for {n} times; "
+                f"pass an array of length {n}"
+            )
         for i in range(n):
             if phi_out is not None:
                 phi_out[i] = self._phi(times_ns[i])
+            if threshold_out is not None:
+                threshold_out[i] = (
+                    self._threshold if self.adaptive is None else self.adaptive.threshold
+                )
             accepted += self._heartbeat(times_ns[i])
         return accepted
 
