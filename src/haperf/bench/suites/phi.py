@@ -5,7 +5,9 @@ plain-Python implementation of the same formulas (deque window, integer running 
 logistic phi), the cost of doing this without haperf. phi.heartbeat_py_wrapper shows what a
 Python facade class around the native detector would cost (the reason haperf.detect re-exports
 the native class unchanged). Bank rows report ns per node (ops_per_call = node count) at 1k,
-10k and 100k nodes, beside a numpy-vectorised implementation of the same formulas.
+10k and 100k nodes, beside a numpy-vectorised implementation of the same formulas, and are
+divided by phi.array_pass_*: one numpy pass copying a float64 per node, the cheapest vectorised
+per-node work (a phi_all at 5x of it costs five such passes).
 
 State of the rows: the detector holds 200 intervals of ~1 s with 50 ms jitter; phi is evaluated
 1.2 s after the last heartbeat (the logistic's transcendental path, not an early return); bank
@@ -257,6 +259,17 @@ def _numpy_heartbeat_many(n: int) -> Callable[[], Op]:
     return setup
 
 
+def _array_pass(n: int) -> Callable[[], Op]:
+    """Floor for per-node rows: one vectorised pass reading and writing n float64 values."""
+
+    def setup() -> Op:
+        src = np.ones(n)
+        dst = np.empty(n)
+        return Op(np.copyto, (dst, src), ops_per_call=n)
+
+    return setup
+
+
 def _label(n: int) -> str:
     return f"{n // 1000}k"
 
@@ -294,11 +307,21 @@ def _benchmarks() -> list[Benchmark]:
     for n in BANK_SIZES:
         rows.append(
             Benchmark(
+                f"phi.array_pass_{_label(n)}",
+                "phi",
+                f"floor: numpy.copyto of {n} float64 values, ns per value",
+                _array_pass(n),
+                floor=None,
+                is_floor=True,
+            )
+        )
+        rows.append(
+            Benchmark(
                 f"phi.bank_heartbeat_many_{_label(n)}",
                 "phi",
                 f"bank.heartbeat_many over {n} nodes, ns per heartbeat",
                 _bank_heartbeat_many(n),
-                floor=None,
+                floor=f"phi.array_pass_{_label(n)}",
                 peers=(Peer("numpy", _numpy_heartbeat_many(n), note="numpy fancy indexing"),),
             )
         )
@@ -308,7 +331,7 @@ def _benchmarks() -> list[Benchmark]:
                 "phi",
                 f"bank.phi_all(now_ns) over {n} nodes, ns per node",
                 _bank_phi_all(n),
-                floor=None,
+                floor=f"phi.array_pass_{_label(n)}",
                 peers=(Peer("numpy", _numpy_phi_all(n), note="numpy, same formula"),),
             )
         )
