@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from haperf._native.phi import PHI_VECTOR_MIN
 from haperf.detect import ALIVE, FAILED, SUSPECT, DetectorBank, PhiAccrualDetector
 from haperf.errors import ConfigError, DetectorInputError, UnknownNodeError
 
@@ -61,6 +62,7 @@ def test_bank_rows_equal_single_detectors(
     assert scalar == [s.phi(now) for s in singles]
     assert bank.phi_many(ids, np.full(4, now, dtype=np.int64)).tolist() == scalar
     np.testing.assert_allclose(bank.phi_all(now), scalar, rtol=1e-12, atol=1e-14)
+    assert bank.phi_all(now).tolist() == scalar  # small banks: the scalar path, bit-identical
     for i, s in zip(ids, singles, strict=True):
         mean, sd, count, last = bank.node_stats(int(i))
         assert (mean, sd, count, last) == (
@@ -69,6 +71,23 @@ def test_bank_rows_equal_single_detectors(
             s.sample_count,
             s.last_heartbeat_ns,
         )
+
+
+def test_vectorised_phi_all_matches_scalar_phi() -> None:
+    rng = np.random.default_rng(9)
+    for distribution in ("normal", "hybrid", "exponential"):
+        bank = DetectorBank(distribution=distribution, min_std_deviation_ns=5 * MS)
+        ids = bank.add_nodes(3 * PHI_VECTOR_MIN)
+        t = rng.integers(0, S, len(ids))
+        for _ in range(20):
+            t += rng.normal(S, 40 * MS, len(ids)).astype(np.int64)
+            bank.heartbeat_many(ids, t)
+        bank.remove_node(5)
+        for dt in (0, 500 * MS, S, 2 * S, 30 * S, 10**6 * S):
+            now = int(t.max()) + dt
+            scalar = bank.phi_many(ids, np.full(len(ids), now, dtype=np.int64))
+            scalar[5] = 0.0
+            np.testing.assert_allclose(bank.phi_all(now), scalar, rtol=1e-12, atol=1e-14)
 
 
 def test_single_heartbeat_calls_equal_heartbeat_many() -> None:
@@ -144,14 +163,15 @@ def test_suspects_failed_and_poll() -> None:
     assert SUSPECT == 1
 
 
-def test_phi_all_is_monotone_in_time_per_node() -> None:
+@pytest.mark.parametrize("nodes", [PHI_VECTOR_MIN - 1, 600])  # scalar and vectorised paths
+def test_phi_all_is_monotone_in_time_per_node(nodes: int) -> None:
     rng = np.random.default_rng(3)
     for distribution in ("normal", "hybrid", "exponential"):
         bank = DetectorBank(distribution=distribution, min_std_deviation_ns=10 * MS)
-        ids = bank.add_nodes(64)
-        t = np.zeros(64, dtype=np.int64)
+        ids = bank.add_nodes(nodes)
+        t = np.zeros(nodes, dtype=np.int64)
         for _ in range(30):
-            t += rng.normal(S, 30 * MS, 64).astype(np.int64)
+            t += rng.normal(S, 30 * MS, nodes).astype(np.int64)
             bank.heartbeat_many(ids, t)
         prev = bank.phi_all(int(t.max()))
         for k in range(1, 400):

@@ -112,7 +112,7 @@ cdef class DetectorBank:
     cdef int8_t[::1] _state
     cdef list _free
     cdef tuple _tmp_arrays
-    cdef object _scratch
+    cdef double[::1] _scratch
     cdef readonly int64_t size
     cdef int64_t _high
     cdef readonly double threshold

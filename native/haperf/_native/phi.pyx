@@ -538,6 +538,17 @@ cdef class PhiAccrualDetector:
 cdef int64_t _NO_LAST = INT64_MIN
 # phi_all works through the bank in chunks of this many nodes (3 scratch arrays of 64 KiB).
 cdef int64_t _PHI_CHUNK = 8192
+# poll()'s answer when nothing changed: three empty read-only arrays, shared.
+def _empty_readonly(dtype):
+    a = np.empty(0, dtype=dtype)
+    a.flags.writeable = False
+    return a
+
+
+_NO_CHANGES = (_empty_readonly(np.int64), _empty_readonly(np.int8), _empty_readonly(np.int8))
+# Below this many ids, phi_all and poll use the scalar formula (bit-identical to phi()).
+PHI_VECTOR_MIN = 64
+cdef int64_t _PHI_VECTOR_MIN = PHI_VECTOR_MIN
 
 
 @cython.final
@@ -779,9 +790,16 @@ cdef class DetectorBank:
         cdef double min_sd = self._params.min_sd_ns
         cdef double ln_w = self._params.ln_tail_weight, ln_1mw = self._params.ln_body_weight
         cdef int dist = self._params.distribution
-        cdef double[::1] za = self._tmp_arrays[0]
-        cdef double[::1] zb = self._tmp_arrays[1]
-        cdef double[::1] zc = self._tmp_arrays[2]
+        cdef double[::1] za, zb, zc
+        if n < _PHI_VECTOR_MIN:
+            # A few nodes: numpy's per-call overhead would dominate; use the scalar formula.
+            with nogil:
+                for i in range(n):
+                    out[i] = self._phi(i, now_ns) if self._active[i] else 0.0
+            return 0
+        za = self._tmp_arrays[0]
+        zb = self._tmp_arrays[1]
+        zc = self._tmp_arrays[2]
         ta, tb, tc = self._tmp_arrays
         exp_, log1p_ = np.exp, np.log1p
         for start in range(0, n, _PHI_CHUNK):
@@ -887,35 +905,42 @@ cdef class DetectorBank:
         """Re-classify every node at now_ns; return (ids, old_states, new_states) of changes.
 
         The bank remembers each node's state between polls, so a change is reported once.
+        A poll that finds no change allocates only the three empty result arrays.
         """
         cdef int64_t t_ns = _ns(now_ns)
-        cdef int64_t i, k = 0, n = self._high
+        cdef int64_t i, k = 0, changed = 0, n = self._high
         cdef int8_t s
-        ids = np.empty(n, dtype=np.int64)
-        olds = np.empty(n, dtype=np.int8)
-        news = np.empty(n, dtype=np.int8)
-        cdef int64_t[::1] vi = ids
-        cdef int8_t[::1] vo = olds
-        cdef int8_t[::1] vn = news
         cdef double t = self.threshold, f = self.failed_threshold
         cdef double[::1] p = self._phi_scratch(n)
         self._phi_vector(t_ns, p)
         with nogil:
             for i in range(n):
+                if self._active[i] and _classify(p[i], t, f) != self._state[i]:
+                    changed += 1
+        if changed == 0:
+            return _NO_CHANGES
+        ids = np.empty(changed, dtype=np.int64)
+        olds = np.empty(changed, dtype=np.int8)
+        news = np.empty(changed, dtype=np.int8)
+        cdef int64_t[::1] vi = ids
+        cdef int8_t[::1] vo = olds
+        cdef int8_t[::1] vn = news
+        with nogil:
+            for i in range(n):
                 if not self._active[i]:
                     continue
                 s = _classify(p[i], t, f)
-                if s != self._state[i]:
+                if s != self._state[i] and k < changed:
                     vi[k] = i
                     vo[k] = self._state[i]
                     vn[k] = s
                     self._state[i] = s
                     k += 1
-        return ids[:k].copy(), olds[:k].copy(), news[:k].copy()
+        return ids, olds, news
 
     cdef double[::1] _phi_scratch(self, int64_t n):
         if self._scratch is None or self._scratch.shape[0] < n:
-            self._scratch = np.empty(max(n, 1), dtype=np.float64)
+            self._scratch = np.empty(max(n, 16), dtype=np.float64)
         return self._scratch
 
     def states(self):

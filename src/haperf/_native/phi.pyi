@@ -25,6 +25,7 @@ PHI_HISTOGRAM_MAX: Final[int]
 ADAPTIVE_SAMPLES_MAX: Final[int]
 ADAPTIVE_WARMUP_MIN: Final[int]
 BANK_CAPACITY_MAX: Final[int]
+PHI_VECTOR_MIN: Final[int]
 
 Clock = Callable[[], int]
 TransitionCallback = Callable[[NodeState, NodeState, int, float], object]

@@ -82,8 +82,16 @@ class HeartbeatStats:
         )
 
 
-def _tag(key: bytes, header: bytes) -> bytes:
-    return hmac.digest(key, header, sha256)[:TAG_BYTES]
+class _Tagger:
+    """HMAC-SHA256 with the key schedule done once: each tag copies the keyed state."""
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=sha256)
+
+    def tag(self, header: bytes) -> bytes:
+        h = self._keyed.copy()
+        h.update(header)
+        return h.digest()[:TAG_BYTES]
 
 
 def encode_heartbeat(
@@ -91,13 +99,14 @@ def encode_heartbeat(
 ) -> bytes:
     """The datagram for one heartbeat (see the module docstring for the layout)."""
     header = _HEADER.pack(MAGIC, VERSION, 0, sender_id, incarnation, sequence, send_time_ns)
-    return header + _tag(key, header)
+    return header + hmac.digest(key, header, sha256)[:TAG_BYTES]
 
 
 @dataclass(slots=True)
 class _Peer:
-    node: int
+    node: int | None  # its bank row, None when it is not watched
     address: Address
+    send: bool
     incarnation: int = -1
     sequence: int = -1
     last_send_time_ns: int = 0
@@ -175,7 +184,7 @@ class HeartbeatService:
         self.check_interval_ns = check
         self.bind = bind
         self.stats = HeartbeatStats()
-        self._key = key
+        self._tagger = _Tagger(key)
         self._clock = clock
         self._bank = DetectorBank(capacity=16, **params)  # type: ignore[arg-type]
         self._peers: dict[int, _Peer] = {}
@@ -192,24 +201,34 @@ class HeartbeatService:
 
     # -- membership -------------------------------------------------------------------------
 
-    def add_peer(self, peer_id: int, address: Address) -> None:
-        """Start sending to and watching `peer_id` at `address` (ALIVE until heard from)."""
+    def add_peer(
+        self, peer_id: int, address: Address, *, send: bool = True, watch: bool = True
+    ) -> None:
+        """Start sending to (send) and watching (watch) `peer_id` at `address`.
+
+        A watched peer is ALIVE until heard from (as in Akka). Heartbeats from a peer that is
+        not watched are dropped as from an unknown sender.
+        """
         if not 0 <= peer_id <= U64_MAX or peer_id == self.node_id:
             raise ConfigError(f"peer_id must be a u64 other than this node's id, got {peer_id!r}")
         if peer_id in self._peers:
             raise ConfigError(f"peer {peer_id} is already configured; remove_peer() it first")
         if len(self._peers) >= PEERS_MAX:
             raise ConfigError(f"a HeartbeatService watches at most {PEERS_MAX} peers")
-        node = self._bank.add_node()
-        self._peers[peer_id] = _Peer(node=node, address=(address[0], int(address[1])))
-        self._by_node[node] = peer_id
+        if not (send or watch):
+            raise ConfigError(f"peer {peer_id}: send and watch are both False; nothing to do")
+        node = self._bank.add_node() if watch else None
+        self._peers[peer_id] = _Peer(node=node, address=(address[0], int(address[1])), send=send)
+        if node is not None:
+            self._by_node[node] = peer_id
 
     def remove_peer(self, peer_id: int) -> None:
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             raise UnknownNodeError(f"peer {peer_id} is not configured")
-        del self._by_node[peer.node]
-        self._bank.remove_node(peer.node)
+        if peer.node is not None:
+            del self._by_node[peer.node]
+            self._bank.remove_node(peer.node)
 
     @property
     def peers(self) -> dict[int, Address]:
@@ -220,18 +239,18 @@ class HeartbeatService:
         """The bank watching the peers (read-only use: phi_all, suspects, failed)."""
         return self._bank
 
-    def phi(self, peer_id: int) -> float:
+    def _watched(self, peer_id: int) -> int:
         peer = self._peers.get(peer_id)
-        if peer is None:
-            raise UnknownNodeError(f"peer {peer_id} is not configured")
-        return self._bank.phi(peer.node, self._clock())
+        if peer is None or peer.node is None:
+            raise UnknownNodeError(f"peer {peer_id} is not configured as watched")
+        return peer.node
+
+    def phi(self, peer_id: int) -> float:
+        return self._bank.phi(self._watched(peer_id), self._clock())
 
     def state(self, peer_id: int) -> NodeState:
         """The state last reported for the peer (by the periodic check)."""
-        peer = self._peers.get(peer_id)
-        if peer is None:
-            raise UnknownNodeError(f"peer {peer_id} is not configured")
-        return NodeState(int(self._bank.states()[peer.node]))
+        return NodeState(int(self._bank.states()[self._watched(peer_id)]))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -292,11 +311,14 @@ class HeartbeatService:
         if self._closed or self._protocol is None or self._protocol.transport is None:
             return
         self._sequence += 1
-        packet = encode_heartbeat(
-            self._key, self.node_id, self.incarnation, self._sequence, self._clock()
+        header = _HEADER.pack(
+            MAGIC, VERSION, 0, self.node_id, self.incarnation, self._sequence, self._clock()
         )
+        packet = header + self._tagger.tag(header)
         transport = self._protocol.transport
         for peer in self._peers.values():
+            if not peer.send:
+                continue
             try:
                 transport.sendto(packet, peer.address)
                 self.stats.sent += 1
@@ -338,7 +360,7 @@ class HeartbeatService:
             stats.dropped_malformed += 1
             return
         header = data[: _HEADER.size]
-        if not hmac.compare_digest(_tag(self._key, header), data[_HEADER.size :]):
+        if not hmac.compare_digest(self._tagger.tag(header), data[_HEADER.size :]):
             stats.dropped_auth += 1
             return
         _, _, flags, sender, incarnation, sequence, send_time_ns = _HEADER.unpack(header)
@@ -346,7 +368,7 @@ class HeartbeatService:
             stats.dropped_malformed += 1
             return
         peer = self._peers.get(sender)
-        if peer is None:
+        if peer is None or peer.node is None:
             stats.dropped_unknown_sender += 1
             return
         if (incarnation, sequence) <= (peer.incarnation, peer.sequence):
