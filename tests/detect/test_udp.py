@@ -5,20 +5,23 @@ socket it opened, and uses 20 ms heartbeats so failure shows up within about a s
 """
 
 import asyncio
+import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 
+from haperf.cli.main import main
 from haperf.detect import ALIVE, FAILED, SUSPECT
+from haperf.detect.load import measure_udp_load
 from haperf.detect.udp import (
     HEARTBEAT_BYTES,
     HeartbeatService,
     MembershipEvent,
     encode_heartbeat,
 )
-from haperf.errors import ConfigError
+from haperf.errors import ConfigError, UnknownNodeError
 
 KEY = b"k" * 32
 INTERVAL_NS = 20_000_000
@@ -147,3 +150,39 @@ def test_service_configuration_errors() -> None:
         _ = s.address  # not started
     s.remove_peer(2)
     assert s.peers == {}
+
+
+def test_send_only_and_watch_only_peers() -> None:
+    async def body() -> None:
+        a = HeartbeatService(1, KEY, interval_ns=INTERVAL_NS, detector=detector())
+        b = HeartbeatService(2, KEY, interval_ns=INTERVAL_NS, detector=detector())
+        await a.start()
+        await b.start()
+        try:
+            a.add_peer(2, b.address, watch=False)  # a only sends to b
+            b.add_peer(1, a.address, send=False)  # b only watches a
+            await wait_for(lambda: b.stats.accepted >= 5)
+            assert a.stats.received == 0 and b.stats.sent == 0
+            assert b.phi(1) < 4.0
+            with pytest.raises(UnknownNodeError):
+                a.phi(2)
+            with pytest.raises(ConfigError):
+                a.add_peer(3, b.address, send=False, watch=False)
+        finally:
+            a.close()
+            b.close()
+
+    run(body)
+
+
+def test_udp_load_measurement_runs_a_small_ring(capsys: pytest.CaptureFixture[str]) -> None:
+    result = measure_udp_load(4, interval_ns=INTERVAL_NS, seconds=0.3, warmup_s=0.1)
+    assert result.nodes == 4 and result.accepted > 0 and result.dropped == 0
+    assert result.cpu_seconds >= 0 and result.seconds > 0
+    code = main(["detect", "udp-load", "--nodes", "3", "--hz", "50", "--seconds", "0.2",
+                 "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["nodes"] == 3 and data["sent"] > 0
+    with pytest.raises(ConfigError):
+        measure_udp_load(1)
