@@ -94,10 +94,17 @@ def test_peers_stay_alive_then_a_stopped_peer_is_detected() -> None:
             b.close()
 
     events = run(body)
+    # Usually ALIVE -> SUSPECT -> FAILED; a check that runs late on a loaded machine may see
+    # phi jump past both thresholds at once and report ALIVE -> FAILED. Either way the events
+    # chain (each starts where the last ended), start ALIVE, end FAILED, and carry their phi.
     transitions = [(e.peer_id, e.old, e.new) for e in events]
-    assert transitions == [(2, ALIVE, SUSPECT), (2, SUSPECT, FAILED)]
-    assert events[0].phi >= 4.0 and events[1].phi >= 8.0
-    assert events[1].at_ns > events[0].at_ns
+    assert transitions in (
+        [(2, ALIVE, SUSPECT), (2, SUSPECT, FAILED)],
+        [(2, ALIVE, FAILED)],
+    )
+    for event in events:
+        assert event.phi >= (4.0 if event.new == SUSPECT else 8.0)
+    assert [e.at_ns for e in events] == sorted(e.at_ns for e in events)
 
 
 def test_forged_malformed_replayed_and_unknown_datagrams_are_dropped_and_counted() -> None:

@@ -40,6 +40,19 @@ cdef extern from "haperf_phi.h" nogil:
                            double sd) noexcept
 
 
+cdef struct _Rows:
+    # Raw pointers into a DetectorBank's per-node arrays, for its inner loops.
+    int64_t* ring
+    int32_t* head
+    int32_t* count
+    int64_t* sum
+    haperf_u128* sum_sq
+    double* mean
+    double* sd
+    int64_t* last
+    int32_t window
+
+
 cpdef enum NodeState:
     ALIVE = 0
     SUSPECT = 1
@@ -126,5 +139,6 @@ cdef class DetectorBank:
     cdef int _phi_vector(self, int64_t now_ns, double[::1] out) except -1
     cdef double[::1] _phi_scratch(self, int64_t n)
     cdef void _reset_row(self, int64_t node) noexcept nogil
+    cdef _Rows _rows(self) noexcept nogil
     cdef bint _beat(self, int64_t node, int64_t now_ns) noexcept nogil
     cdef double _phi(self, int64_t node, int64_t now_ns) noexcept nogil

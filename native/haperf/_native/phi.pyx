@@ -551,6 +551,24 @@ PHI_VECTOR_MIN = 64
 cdef int64_t _PHI_VECTOR_MIN = PHI_VECTOR_MIN
 
 
+cdef inline bint _row_beat(_Rows r, int64_t node, int64_t now_ns) noexcept nogil:
+    # One heartbeat into row `node` through raw pointers (hoisted out of the batch loop, so the
+    # compiler does not reload memoryview descriptors per heartbeat). False: ignored (backwards).
+    cdef int64_t last = r.last[node]
+    if last != _NO_LAST:
+        if now_ns < last:
+            return False
+        haperf_phi_window_push(r.ring + node * r.window, r.window, r.head + node,
+                               r.count + node, r.sum + node, r.sum_sq + node,
+                               _interval(now_ns, last))
+        haperf_phi_moments(r.count[node], r.sum[node], r.sum_sq[node], r.mean + node, r.sd + node)
+    elif now_ns == _NO_LAST:
+        # INT64_MIN is the bank's "no heartbeat yet" marker; as a time it is meaningless.
+        return False
+    r.last[node] = now_ns
+    return True
+
+
 @cython.final
 cdef class DetectorBank:
     """The phi-accrual detector for many nodes, all with the same parameters.
@@ -691,26 +709,26 @@ cdef class DetectorBank:
     def __len__(self):
         return self.size
 
+    cdef _Rows _rows(self) noexcept nogil:
+        cdef _Rows r
+        r.ring = &self._ring[0, 0]
+        r.head = &self._head[0]
+        r.count = &self._count[0]
+        r.sum = &self._sum[0]
+        r.sum_sq = <haperf_u128*>&self._sum_sq[0, 0]
+        r.mean = &self._mean[0]
+        r.sd = &self._sd[0]
+        r.last = &self._last_ns[0]
+        r.window = self._window
+        return r
+
     cdef bint _beat(self, int64_t node, int64_t now_ns) noexcept nogil:
-        cdef int64_t last = self._last_ns[node]
-        if last != _NO_LAST:
-            if now_ns < last:
-                self.ignored_backwards += 1
-                return False
-            haperf_phi_window_push(&self._ring[node, 0], self._window, &self._head[node],
-                                   &self._count[node], &self._sum[node],
-                                   <haperf_u128*>&self._sum_sq[node, 0],
-                                   _interval(now_ns, last))
-            haperf_phi_moments(self._count[node], self._sum[node],
-                               (<haperf_u128*>&self._sum_sq[node, 0])[0],
-                               &self._mean[node], &self._sd[node])
-        elif now_ns == _NO_LAST:
-            # INT64_MIN is the bank's "no heartbeat yet" marker; as a time it is meaningless.
+        cdef int r = _row_beat(self._rows(), node, now_ns)
+        if r:
+            self.heartbeats += 1
+        else:
             self.ignored_backwards += 1
-            return False
-        self._last_ns[node] = now_ns
-        self.heartbeats += 1
-        return True
+        return r
 
     cdef double _phi(self, int64_t node, int64_t now_ns) noexcept nogil:
         cdef int64_t last = self._last_ns[node]
@@ -742,17 +760,25 @@ cdef class DetectorBank:
             )
         if want_phi and phi_out.shape[0] != n:
             raise DetectorInputError(f"phi_out must have {n} entries, got {phi_out.shape[0]}")
+        cdef _Rows rows = self._rows()
+        cdef const uint8_t* active = &self._active[0]
+        cdef int64_t high = self._high, backwards = 0
         with nogil:
             for i in range(n):
                 node = nodes[i]
-                if node < 0 or node >= self._high or not self._active[node]:
+                if node < 0 or node >= high or not active[node]:
                     unknown += 1
                     if want_phi:
                         phi_out[i] = 0.0
                     continue
                 if want_phi:
                     phi_out[i] = self._phi(node, times_ns[i])
-                accepted += self._beat(node, times_ns[i])
+                if _row_beat(rows, node, times_ns[i]):
+                    accepted += 1
+                else:
+                    backwards += 1
+        self.heartbeats += accepted
+        self.ignored_backwards += backwards
         self.ignored_unknown += unknown
         return accepted
 
