@@ -30,6 +30,13 @@
 #define HAPERF_PHI_EXPONENTIAL 1
 #define HAPERF_PHI_HYBRID 2
 
+/* Hint that *p will be written soon (a no-op where the compiler has no prefetch builtin). */
+#if defined(__GNUC__) || defined(__clang__)
+#define haperf_phi_prefetch_write(p) __builtin_prefetch((p), 1, 1)
+#else
+#define haperf_phi_prefetch_write(p) ((void)(p))
+#endif
+
 typedef struct {
     uint64_t lo;
     uint64_t hi;

@@ -32,6 +32,7 @@ cdef extern from "haperf_phi.h" nogil:
         HAPERF_PHI_WINDOW_MAX
     const int64_t HAPERF_PHI_INTERVAL_NS_MAX
     const double HAPERF_PHI_LOG10E
+    void haperf_phi_prefetch_write(const void* p) noexcept
     void haperf_phi_window_push(int64_t* ring, int32_t window, int32_t* head, int32_t* count,
                                 int64_t* sum, haperf_u128* sum_sq, int64_t interval) noexcept
     void haperf_phi_moments(int32_t count, int64_t sum, haperf_u128 sum_sq,
