@@ -127,6 +127,7 @@ cdef class DetectorBank:
     cdef list _free
     cdef tuple _tmp_arrays
     cdef double[::1] _scratch
+    cdef int _busy
     cdef readonly int64_t size
     cdef int64_t _high
     cdef readonly double threshold
@@ -139,6 +140,10 @@ cdef class DetectorBank:
     cdef object _select(self, int64_t now_ns, int8_t wanted)
     cdef int _phi_vector(self, int64_t now_ns, double[::1] out) except -1
     cdef double[::1] _phi_scratch(self, int64_t n)
+    cdef object _heartbeat_many(self, const int64_t[::1] nodes, const int64_t[::1] times_ns,
+                                double[::1] phi_out)
+    cdef object _phi_many(self, const int64_t[::1] nodes, const int64_t[::1] times_ns)
+    cdef object _poll(self, int64_t t_ns)
     cdef void _reset_row(self, int64_t node) noexcept nogil
     cdef _Rows _rows(self) noexcept nogil
     cdef bint _beat(self, int64_t node, int64_t now_ns) noexcept nogil

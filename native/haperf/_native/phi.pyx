@@ -613,6 +613,13 @@ cdef class DetectorBank:
 
     def _grow(self, int64_t capacity):
         """Reallocate every per-node array to `capacity` rows, keeping existing rows."""
+        if self._busy:
+            # Another thread is inside a batch call that released the GIL and reads these
+            # arrays through raw pointers; replacing them now would free memory under it.
+            raise RuntimeError(
+                "DetectorBank grew while another thread was using it; a bank is not "
+                "thread-safe: call it from one thread at a time"
+            )
         old = self._arrays
         n = self._capacity
         new = {
@@ -752,6 +759,14 @@ cdef class DetectorBank:
         phi_out[i] is the phi of nodes[i] at times_ns[i] just before that heartbeat (0 for an
         unknown id).
         """
+        self._busy += 1
+        try:
+            return self._heartbeat_many(nodes, times_ns, phi_out)
+        finally:
+            self._busy -= 1
+
+    cdef object _heartbeat_many(self, const int64_t[::1] nodes, const int64_t[::1] times_ns,
+                                double[::1] phi_out):
         cdef Py_ssize_t i, n = nodes.shape[0]
         cdef int64_t node, accepted = 0, unknown = 0
         cdef bint want_phi = phi_out is not None
@@ -811,7 +826,12 @@ cdef class DetectorBank:
             raise DetectorInputError(f"out has {out.shape[0]} entries, needs {n} (id_limit)")
         else:
             result = np.asarray(out)[:n]
-        self._phi_vector(_ns(now_ns), out)
+        cdef int64_t t = _ns(now_ns)
+        self._busy += 1
+        try:
+            self._phi_vector(t, out)
+        finally:
+            self._busy -= 1
         return result
 
     cdef int _phi_vector(self, int64_t now_ns, double[::1] out) except -1:
@@ -896,6 +916,13 @@ cdef class DetectorBank:
 
     def phi_many(self, const int64_t[::1] nodes not None, const int64_t[::1] times_ns not None):
         """phi of nodes[i] at times_ns[i] for each i (0 for unknown ids), as a float64 array."""
+        self._busy += 1
+        try:
+            return self._phi_many(nodes, times_ns)
+        finally:
+            self._busy -= 1
+
+    cdef object _phi_many(self, const int64_t[::1] nodes, const int64_t[::1] times_ns):
         cdef Py_ssize_t i, n = nodes.shape[0]
         cdef int64_t node
         if times_ns.shape[0] != n:
@@ -929,19 +956,36 @@ cdef class DetectorBank:
 
     def suspects(self, now_ns):
         """Ids whose phi is >= threshold and < failed_threshold at now_ns (int64 array)."""
-        return self._select(_ns(now_ns), SUSPECT)
+        cdef int64_t t = _ns(now_ns)
+        self._busy += 1
+        try:
+            return self._select(t, SUSPECT)
+        finally:
+            self._busy -= 1
 
     def failed(self, now_ns):
         """Ids whose phi is >= failed_threshold at now_ns (int64 array)."""
-        return self._select(_ns(now_ns), FAILED)
+        cdef int64_t t = _ns(now_ns)
+        self._busy += 1
+        try:
+            return self._select(t, FAILED)
+        finally:
+            self._busy -= 1
 
     def poll(self, now_ns):
         """Re-classify every node at now_ns; return (ids, old_states, new_states) of changes.
 
         The bank remembers each node's state between polls, so a change is reported once.
-        A poll that finds no change allocates only the three empty result arrays.
+        A poll that finds no change returns three shared, empty, read-only arrays.
         """
         cdef int64_t t_ns = _ns(now_ns)
+        self._busy += 1
+        try:
+            return self._poll(t_ns)
+        finally:
+            self._busy -= 1
+
+    cdef object _poll(self, int64_t t_ns):
         cdef int64_t i, k = 0, changed = 0, n = self._high
         cdef int8_t s
         cdef double t = self.threshold, f = self.failed_threshold
