@@ -124,7 +124,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.service._receive(data)
+        self.service.feed_datagram(data)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (a peer's port is closed) surface here; the peer simply goes quiet.
@@ -353,7 +353,11 @@ class HeartbeatService:
 
     # -- receive ------------------------------------------------------------------------------
 
-    def _receive(self, data: bytes) -> None:
+    def feed_datagram(self, data: bytes) -> None:
+        """Process one received datagram (the socket calls this; simulations and tests may).
+
+        Never raises: a datagram that is not accepted is counted in stats and dropped.
+        """
         stats = self.stats
         stats.received += 1
         if len(data) != HEARTBEAT_BYTES or data[:2] != MAGIC or data[2] != VERSION:
