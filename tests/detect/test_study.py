@@ -93,3 +93,5 @@ def test_cli_bad_arguments_exit_2(tmp_path: Path, extra: list[str]) -> None:
 def test_config_errors() -> None:
     with pytest.raises(ConfigError):
         StudyConfig(interval_ns=1)
+    with pytest.raises(ConfigError, match="exceeds"):
+        StudyConfig(nodes=100_000, hours=10)

@@ -41,6 +41,8 @@ DISTRIBUTIONS = ("normal", "exponential", "hybrid")
 ADAPTIVE_TARGETS = (1e-2, 1e-3, 1e-4)
 NODES_MAX = 100_000
 HOURS_MAX = 1_000.0
+# nodes x heartbeats per scenario; each simulated heartbeat costs ~50 bytes across the arrays.
+HEARTBEATS_MAX = 20_000_000
 CLAIM_RATE = 3e-4  # "false-positive rate below 0.03% at phi = 8"
 
 I64 = npt.NDArray[np.int64]
@@ -78,6 +80,12 @@ class StudyConfig:
             raise ConfigError(f"interval_ns must be in 10 ms..60 s, got {self.interval_ns}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        for nodes, hours in ((self.nodes, self.hours), (self.adaptive_nodes, self.adaptive_hours)):
+            if nodes * self.beats(hours) > HEARTBEATS_MAX:
+                raise ConfigError(
+                    f"{nodes} nodes x {self.beats(hours)} heartbeats exceeds {HEARTBEATS_MAX} "
+                    "per scenario; use fewer nodes or hours"
+                )
 
     def beats(self, hours: float) -> int:
         return max(self.window_size + 10, int(hours * 3600 * S / self.interval_ns))
