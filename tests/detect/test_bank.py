@@ -135,6 +135,11 @@ def test_unknown_ids_in_a_batch_are_counted_not_raised() -> None:
         bank.heartbeat_many(nodes, np.array([0.0, np.nan, 0, 0]))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         bank.phi_all(float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        bank.heartbeat(1.5, 0)  # type: ignore[arg-type]  # a float id is not truncated to 1
+    with pytest.raises(TypeError):
+        bank.phi(0, float("nan"))  # type: ignore[arg-type]
+    assert bank.heartbeat(np.int64(ids[1]), np.int64(5))  # numpy integers are fine
 
 
 def test_suspects_failed_and_poll() -> None:

@@ -108,8 +108,8 @@ cdef int _check_params(haperf_phi_params* p, str distribution, double threshold,
 
 
 cdef inline int64_t _ns(object t) except? -1:
-    # Times are ints (or integer-like objects such as numpy.int64). A float, NaN included, is a
-    # TypeError: Cython's own int64 conversion would silently truncate it.
+    # Times and node ids are ints (or integer-like objects such as numpy.int64). A float, NaN
+    # included, is a TypeError: Cython's own int64 conversion would silently truncate it.
     if PyLong_CheckExact(t):
         return t
     return _index(t)
@@ -702,9 +702,9 @@ cdef class DetectorBank:
             raise UnknownNodeError(f"node {node} is not in this bank; add_node() returns ids")
         return node
 
-    def remove_node(self, int64_t node):
+    def remove_node(self, node_id):
         """Stop watching `node`; its id may be handed out again by a later add_node()."""
-        self._check_node(node)
+        cdef int64_t node = self._check_node(_ns(node_id))
         self._active[node] = 0
         self._last_ns[node] = _NO_LAST
         self._state[node] = ALIVE
@@ -744,10 +744,10 @@ cdef class DetectorBank:
             return 0.0
         return haperf_phi_eval(&self._params, _dt(now_ns, last), self._mean[node], self._sd[node])
 
-    def heartbeat(self, int64_t node, now_ns):
-        """Record a heartbeat from `node` at now_ns; False if older than its last one."""
+    def heartbeat(self, node_id, now_ns):
+        """Record a heartbeat from node `node_id` at now_ns; False if older than its last one."""
         cdef int64_t t = _ns(now_ns)
-        self._check_node(node)
+        cdef int64_t node = self._check_node(_ns(node_id))
         return self._beat(node, t)
 
     def heartbeat_many(self, const int64_t[::1] nodes not None,
@@ -805,10 +805,10 @@ cdef class DetectorBank:
         self.ignored_unknown += unknown
         return accepted
 
-    def phi(self, int64_t node, now_ns):
-        """Suspicion level of one node at now_ns."""
+    def phi(self, node_id, now_ns):
+        """Suspicion level of node `node_id` at now_ns."""
         cdef int64_t t = _ns(now_ns)
-        self._check_node(node)
+        cdef int64_t node = self._check_node(_ns(node_id))
         return self._phi(node, t)
 
     def phi_all(self, now_ns, double[::1] out=None):
@@ -1025,9 +1025,9 @@ cdef class DetectorBank:
         """The states last recorded by poll(), indexed by id (int8 array; removed ids ALIVE)."""
         return np.asarray(self._state)[: self._high].copy()
 
-    def node_stats(self, int64_t node):
+    def node_stats(self, node_id):
         """(mean_ns, std_deviation_ns, sample_count, last_heartbeat_ns or None) of one node."""
-        self._check_node(node)
+        cdef int64_t node = self._check_node(_ns(node_id))
         last = self._last_ns[node]
         return (self._mean[node], self._sd[node], self._count[node],
                 None if last == _NO_LAST else last)
