@@ -9,9 +9,12 @@ the native class unchanged). Bank rows report ns per node (ops_per_call = node c
 divided by phi.array_pass_*: one numpy pass copying a float64 per node, the cheapest vectorised
 per-node work (a phi_all at 5x of it costs five such passes).
 
-State of the rows: the detector holds 200 intervals of ~1 s with 50 ms jitter; phi is evaluated
-1.2 s after the last heartbeat (the logistic's transcendental path, not an early return); bank
-nodes' last heartbeats are spread over one interval, as in a running cluster.
+State of the rows: the detector holds 200 intervals of ~1 s with 50 ms jitter; phi.heartbeat
+repeats the last arrival time, so every call is a zero interval going through the full window
+update (push, evict, exact sums, mean and sd); phi is evaluated 1.2 s after the last heartbeat
+(the logistic's transcendental path, not an early return); bank nodes' last heartbeats are
+spread over one interval, as in a running cluster, and heartbeat_many feeds every node once per
+call in id order.
 """
 
 import math
