@@ -203,6 +203,16 @@ def _bank_heartbeat_many(n: int) -> Callable[[], Op]:
     return setup
 
 
+def _bank_heartbeat_many_shuffled(n: int) -> Callable[[], Op]:
+    def setup() -> Op:
+        bank, ids, last, _ = _bank(n)
+        order = np.random.default_rng(SEED).permutation(n)
+        times = np.ascontiguousarray((last + S)[order], dtype=np.int64)
+        return Op(bank.heartbeat_many, (np.ascontiguousarray(ids[order]), times), ops_per_call=n)
+
+    return setup
+
+
 def _bank_phi_all(n: int) -> Callable[[], Op]:
     def setup() -> Op:
         bank, _, _, now = _bank(n)
@@ -340,6 +350,17 @@ def _benchmarks() -> list[Benchmark]:
                 ),
             )
         )
+        if n == BANK_SIZES[-1]:
+            rows.append(
+                Benchmark(
+                    f"phi.bank_heartbeat_many_shuffled_{_label(n)}",
+                    "phi",
+                    f"bank.heartbeat_many over {n} nodes in random order (each row's ring slot "
+                    "a cache miss), ns per heartbeat",
+                    _bank_heartbeat_many_shuffled(n),
+                    floor=f"phi.array_pass_{_label(n)}",
+                )
+            )
         rows.append(
             Benchmark(
                 f"phi.bank_phi_all_{_label(n)}",
