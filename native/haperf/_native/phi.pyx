@@ -538,7 +538,7 @@ cdef class PhiAccrualDetector:
 cdef int64_t _NO_LAST = INT64_MIN
 # phi_all works through the bank in chunks of this many nodes (3 scratch arrays of 64 KiB).
 cdef int64_t _PHI_CHUNK = 8192
-cdef Py_ssize_t _PREFETCH_AHEAD = 8
+cdef Py_ssize_t _PREFETCH_AHEAD = 32
 # poll()'s answer when nothing changed: three empty read-only arrays, shared.
 def _empty_readonly(dtype):
     a = np.empty(0, dtype=dtype)
@@ -782,12 +782,19 @@ cdef class DetectorBank:
         cdef int64_t ahead
         with nogil:
             for i in range(n):
-                # Each row's ring slot is a likely cache miss in a large bank: ask for the one
-                # PREFETCH_AHEAD heartbeats ahead now, so the misses overlap.
+                # In a large bank each row's ring slot and per-node values are likely cache
+                # misses (certainly so when ids come in random order): ask for those of the
+                # heartbeat _PREFETCH_AHEAD positions ahead now, so the misses overlap.
                 if i + _PREFETCH_AHEAD < n:
                     ahead = nodes[i + _PREFETCH_AHEAD]
                     if 0 <= ahead < high:
                         haperf_phi_prefetch_write(rows.ring + ahead * rows.window + rows.head[ahead])
+                        haperf_phi_prefetch_write(rows.last + ahead)
+                        haperf_phi_prefetch_write(rows.count + ahead)
+                        haperf_phi_prefetch_write(rows.sum + ahead)
+                        haperf_phi_prefetch_write(rows.sum_sq + ahead)
+                        haperf_phi_prefetch_write(rows.mean + ahead)
+                        haperf_phi_prefetch_write(rows.sd + ahead)
                 node = nodes[i]
                 if node < 0 or node >= high or not active[node]:
                     unknown += 1
