@@ -165,6 +165,11 @@ def test_suspects_failed_and_poll() -> None:
     bank.heartbeat(0, now)
     ids_c, old, new = bank.poll(now)
     assert (ids_c.tolist(), old.tolist(), new.tolist()) == ([0], [FAILED], [ALIVE])
+    bank.reset_node(1)  # history forgotten, recorded state (FAILED) kept until the next poll
+    assert bank.node_stats(1) == (1e9, 2.5e8, 2, None)
+    assert bank.states().tolist()[1] == FAILED
+    ids_c, old, new = bank.poll(now)
+    assert (ids_c.tolist(), old.tolist(), new.tolist()) == ([1], [FAILED], [ALIVE])
     assert SUSPECT == 1
 
 

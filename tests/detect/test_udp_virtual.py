@@ -117,3 +117,21 @@ def test_mutated_heartbeats_are_dropped(position: int, xor: int, cut: int) -> No
     assert s.stats.accepted == 0 and s.stats.dropped == 2
     s.feed_datagram(good)
     assert s.stats.accepted == 1
+
+
+def test_a_restarted_peer_starts_a_fresh_window() -> None:
+    clock = FakeClock()
+    s = service(clock)
+    for seq in range(1, 30):
+        s.feed_datagram(encode_heartbeat(KEY, 7, 5, seq, 0))
+        clock.now += 100 * MS
+    clock.now += 60_000 * MS  # down for a minute
+    s.check(clock.now)
+    assert s.state(7) == FAILED
+    s.feed_datagram(encode_heartbeat(KEY, 7, 6, 1, 0))  # new incarnation, sequence from 1
+    assert s.stats.accepted == 30 and s.stats.restarts == 1
+    mean, _, count, last = s.bank.node_stats(s.bank.id_limit - 1)
+    assert (count, last) == (2, clock.now)  # only the seeds: the minute-long gap is not in it
+    assert mean == 100 * MS
+    s.check(clock.now)
+    assert [(e.old, e.new) for e in s.pending_events()][-1] == (FAILED, ALIVE)

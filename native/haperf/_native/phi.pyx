@@ -702,6 +702,18 @@ cdef class DetectorBank:
             raise UnknownNodeError(f"node {node} is not in this bank; add_node() returns ids")
         return node
 
+    def reset_node(self, node_id):
+        """Forget a node's heartbeat history (window back to the seeds, no last arrival).
+
+        Its recorded state is kept, so the next poll() reports the change back to ALIVE. For a
+        node that restarted: its old intervals and the restart gap say nothing about the new
+        process.
+        """
+        cdef int64_t node = self._check_node(_ns(node_id))
+        cdef int8_t state = self._state[node]
+        self._reset_row(node)
+        self._state[node] = state
+
     def remove_node(self, node_id):
         """Stop watching `node`; its id may be handed out again by a later add_node()."""
         cdef int64_t node = self._check_node(_ns(node_id))

@@ -14,7 +14,7 @@ Invariants:
   than the last accepted from that sender (so a replayed or reordered copy is dropped). Anything
   else is counted in `stats` and dropped; datagram_received never raises.
 - A sender restarts with a larger incarnation (by default the wall-clock ns at start), so its
-  sequence may start again from 1.
+  sequence may start again from 1; its detector row is reset then (counted in stats.restarts).
 - The event queue holds at most events_max events; when full the newest is dropped and counted.
 - send_time_ns is the sender's clock, reported for diagnostics only (clocks of different hosts are
   not comparable, so freshness is judged by sequence, never by time).
@@ -71,6 +71,7 @@ class HeartbeatStats:
     dropped_unknown_sender: int = 0
     dropped_replay: int = 0
     events_dropped: int = 0
+    restarts: int = 0
 
     @property
     def dropped(self) -> int:
@@ -378,6 +379,11 @@ class HeartbeatService:
         if (incarnation, sequence) <= (peer.incarnation, peer.sequence):
             stats.dropped_replay += 1
             return
+        if incarnation > peer.incarnation >= 0:
+            # The peer restarted: its old heartbeat history and the restart gap say nothing
+            # about the new process, so the window starts again from the seeds.
+            self._bank.reset_node(peer.node)
+            stats.restarts += 1
         peer.incarnation = incarnation
         peer.sequence = sequence
         peer.last_send_time_ns = send_time_ns
