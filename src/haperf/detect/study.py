@@ -43,6 +43,8 @@ NODES_MAX = 100_000
 HOURS_MAX = 1_000.0
 # nodes x heartbeats per scenario; each simulated heartbeat costs ~50 bytes across the arrays.
 HEARTBEATS_MAX = 20_000_000
+# The detection-time search spans 0..2**40 ns: 41 halvings reach 1 ns; a few spare.
+BISECTION_STEPS_MAX = 45
 CLAIM_RATE = 3e-4  # "false-positive rate below 0.03% at phi = 8"
 
 I64 = npt.NDArray[np.int64]
@@ -217,7 +219,7 @@ def _detection_times(bank: DetectorBank, ids: I64, last_arrival: I64, crash: I64
     start = np.maximum(crash - last_arrival, 0)
     lo[:] = start
     reachable = bank.phi_many(ids, last_arrival + hi) >= threshold
-    for _ in range(45):  # 2**40 ns range: 41 halvings reach 1 ns
+    for _ in range(BISECTION_STEPS_MAX):
         mid = lo + (hi - lo) // 2
         above = bank.phi_many(ids, last_arrival + mid) >= threshold
         hi = np.where(above, mid, hi)
