@@ -147,8 +147,8 @@ cdef class AdaptiveThreshold:
     phi was >= T. update(phi) records one arrival and moves `threshold` to the smallest histogram
     edge T whose share of arrivals at or above it is <= target_rate, clamped to [threshold_min,
     threshold_max]. Until warmup_samples arrivals are seen it reports fallback_threshold. Counts
-    are halved every ADAPTIVE_SAMPLES_MAX arrivals, so the estimate follows a changing network.
-    Amortized O(1) per update (the boundary bin moves by a few bins at a time).
+    are halved whenever samples_max arrivals are counted, so the estimate follows a changing
+    network. Amortized O(1) per update (the boundary bin moves by a few bins at a time).
     """
 
     def __cinit__(self, double target_rate, *, double fallback_threshold=8.0,
@@ -248,7 +248,7 @@ cdef class AdaptiveThreshold:
 
     @property
     def samples(self):
-        """Arrivals currently counted (halved every ADAPTIVE_SAMPLES_MAX)."""
+        """Arrivals currently counted (halved whenever samples_max is reached)."""
         return self._total
 
     @property
