@@ -148,7 +148,8 @@ cdef class AdaptiveThreshold:
     edge T whose share of arrivals at or above it is <= target_rate, clamped to [threshold_min,
     threshold_max]. Until warmup_samples arrivals are seen it reports fallback_threshold. Counts
     are halved whenever samples_max arrivals are counted, so the estimate follows a changing
-    network. Amortized O(1) per update (the boundary bin moves by a few bins at a time).
+    network. The boundary bin usually moves by a bin or none per update; at most one sweep of
+    the bins (an outlier after a long quiet stretch).
     """
 
     def __cinit__(self, double target_rate, *, double fallback_threshold=8.0,

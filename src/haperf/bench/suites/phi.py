@@ -322,7 +322,7 @@ def _benchmarks() -> list[Benchmark]:
         Benchmark(
             "phi.adaptive_threshold",
             "phi",
-            "AdaptiveThreshold.update(phi): histogram quantile, amortized O(1)",
+            "AdaptiveThreshold.update(phi): histogram quantile, incremental boundary",
             _adaptive,
             peers=(Peer("plain_python", _adaptive_plain, note="same algorithm, plain Python"),),
         ),
