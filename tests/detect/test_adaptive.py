@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from haperf.detect import AdaptiveThreshold, PhiAccrualDetector
 from haperf.errors import ConfigError, DetectorInputError
@@ -110,3 +112,14 @@ def test_detector_uses_and_reports_the_learned_threshold() -> None:
     last = int(times[-1])
     t_suspect = next(t for t in range(last, last + 10 * S, MS) if d.phi(t) >= learned)
     assert not d.is_available(t_suspect) and d.is_available(t_suspect - MS)
+
+
+@given(
+    phis=st.lists(st.floats(0.0, 40.0), min_size=1, max_size=400),
+    rate=st.sampled_from([0.5, 0.2, 0.05, 0.01]),
+)
+def test_learned_threshold_matches_brute_force(phis: list[float], rate: float) -> None:
+    a = AdaptiveThreshold(rate, threshold_min=0.01, threshold_max=32.0, warmup_samples=0)
+    for p in phis:
+        a.update(p)
+    assert a.learned_threshold == direct_threshold(np.array(phis), rate)

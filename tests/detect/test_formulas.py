@@ -152,3 +152,29 @@ def test_before_first_heartbeat_and_before_last_heartbeat(distribution: str) -> 
     d.heartbeat(5 * 10**9)
     assert d.phi(0) == d.phi(5 * 10**9)  # a time before the last heartbeat counts as dt = 0
     assert d.phi(-(2**63)) == d.phi(5 * 10**9)
+
+
+@given(
+    distribution=st.sampled_from(["normal", "exponential", "hybrid"]),
+    intervals=st.lists(st.integers(0, 5 * 10**9), min_size=1, max_size=30),
+    pause=st.integers(0, 10**9),
+    a=st.integers(0, 2**62),
+    b=st.integers(0, 2**62),
+)
+def test_phi_is_monotone_for_any_window(
+    distribution: str, intervals: list[int], pause: int, a: int, b: int
+) -> None:
+    d = PhiAccrualDetector(
+        distribution=distribution,
+        window_size=10,
+        min_std_deviation_ns=1,
+        acceptable_heartbeat_pause_ns=pause,
+    )
+    t = 0
+    d.heartbeat(t)
+    for x in intervals:
+        t += x
+        d.heartbeat(t)
+    lo, hi = sorted((a, b))
+    p_lo, p_hi = d.phi(t + lo), d.phi(t + hi)
+    assert 0.0 <= p_lo <= p_hi and math.isfinite(p_hi)
