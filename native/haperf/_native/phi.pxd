@@ -4,7 +4,8 @@ PhiAccrualDetector watches one node; DetectorBank watches many with the same par
 node's window a row of one 2-D int64 array; AdaptiveThreshold learns a suspicion threshold from
 the phi values seen at heartbeat arrival. The arithmetic (exact integer window sums, the phi
 formulas) is in haperf_phi.h and shared by all three, so a bank row and a single detector fed the
-same heartbeats give bit-identical phi values.
+same heartbeats have bit-identical windows, moments and scalar phi (the bank's vectorised phi_all
+may differ in the last bits: it uses numpy's SIMD exp/log1p).
 
 Time is integer nanoseconds (int64_t) passed in by the caller; nothing here reads a clock.
 Invariants: every window holds 1..window_size intervals in [0, INTERVAL_NS_MAX]; window sums are
