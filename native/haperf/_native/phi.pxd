@@ -7,7 +7,8 @@ formulas) is in haperf_phi.h and shared by all three, so a bank row and a single
 same heartbeats have bit-identical windows, moments and scalar phi (the bank's vectorised phi_all
 may differ in the last bits: it uses numpy's SIMD exp/log1p).
 
-Time is integer nanoseconds (int64_t) passed in by the caller; nothing here reads a clock.
+Time is integer nanoseconds (int64_t) passed in by the caller (the *_now methods call a clock the
+caller injected); nothing here imports time.
 Invariants: every window holds 1..window_size intervals in [0, INTERVAL_NS_MAX]; window sums are
 exact integers; phi is finite, >= 0, never NaN and non-decreasing in `now_ns` between heartbeats.
 """
