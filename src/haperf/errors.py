@@ -12,3 +12,11 @@ class HaperfError(Exception):
 
 class ConfigError(HaperfError, ValueError):
     """A configuration value or command-line argument is invalid."""
+
+
+class DetectorInputError(HaperfError, ValueError):
+    """A failure detector was given input it cannot use (NaN phi, arrays of unequal length)."""
+
+
+class UnknownNodeError(HaperfError, KeyError):
+    """A node id is not (or no longer) watched by this detector bank."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from haperf._version import __version__
-from haperf.cli import bench
+from haperf.cli import bench, detect
 from haperf.errors import ConfigError, HaperfError
 
 EXIT_OK = 0
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"haperf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench.add_parser(commands)
+    detect.add_parser(commands)
     return parser
 
 

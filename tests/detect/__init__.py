@@ -1,0 +1,1 @@
+"""Tests of haperf.detect: phi formulas, detector, bank, adaptive threshold, UDP service, study."""
