@@ -8,7 +8,7 @@ its seed; a cut link or isolated node silently drops messages, like a network pa
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from haperf._native.raft import LEADER, Config, RawNode
@@ -66,6 +66,7 @@ class Cluster:
         self.cut: set[tuple[int, int]] = set()
         self.down: set[int] = set()
         self.drop_rate = 0.0
+        self.drop_filter: Callable[[Message], bool] | None = None
         self.delivered: list[Message] = []
         self.record = False
         self.nodes: dict[int, RawNode] = {}
@@ -149,6 +150,8 @@ class Cluster:
             if (m.frm, m.to) in self.cut:
                 continue
             if self.drop_rate and self.rng.random() < self.drop_rate:
+                continue
+            if self.drop_filter is not None and self.drop_filter(m):
                 continue
             if self.record:
                 self.delivered.append(m)
