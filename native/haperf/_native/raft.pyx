@@ -75,6 +75,11 @@ PROPOSAL_ENTRIES_MAX = 65536
 PEERS_MAX = VOTERS_MAX
 
 
+# Shared empty list for messages without entries and empty Ready fields: one allocation fewer per
+# message. Contract (RAFT_API.md): never mutate a Message's or a Ready's lists in place.
+cdef list _EMPTY = []
+
+
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept:
     # splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed generator whose whole state is one
     # integer, so the caller can seed it, read it, and replay it.
@@ -339,7 +344,7 @@ cdef class RawNode:
         m.to = to
         m.frm = self.id
         m.term = term
-        m.entries = []
+        m.entries = _EMPTY
         m.context = b""
         m.snap_data = b""
         return m
@@ -1241,13 +1246,19 @@ cdef class RawNode:
         """Take the pending effects; handle them in order (docs/raft.md), then advance(ready)."""
         cdef Ready rd = Ready.__new__(Ready)
         cdef RaftLog log = self.log
-        rd.entries = log.unstable() if log.stable < log.last_index() else []
+        rd.entries = log.unstable() if log.stable < log.last_index() else _EMPTY
         rd.committed_entries = (log.next_committed(self.config.committed_bytes_max)
-                                if log.committed > log.applying else [])
-        rd.messages = self.msgs
-        self.msgs = []
-        rd.read_states = self.read_states
-        self.read_states = []
+                                if log.committed > log.applying else _EMPTY)
+        if self.msgs:
+            rd.messages = self.msgs
+            self.msgs = []
+        else:
+            rd.messages = _EMPTY
+        if self.read_states:
+            rd.read_states = self.read_states
+            self.read_states = []
+        else:
+            rd.read_states = _EMPTY
         rd.snapshot = self.pending_snapshot
         if self.lead != self.prev_lead or self.role != self.prev_role:
             rd.soft_state = SoftState(self.lead, self.role)
@@ -1321,3 +1332,34 @@ cdef class RawNode:
     def lease_valid(self):
         """True while this leader holds a read lease (thesis 6.4.1; needs lease_read)."""
         return self.role == ROLE_LEADER and self.config.lease_read and self._lease_valid()
+
+
+def apply_entries(list entries, uint64_t applied, object apply, object apply_conf_change,
+                  dict proposals, object resolve):
+    """The host's apply loop, natively: apply `entries` above index `applied`, in order.
+
+    ENTRY_CONF_CHANGE entries go to apply_conf_change(data); an empty entry is the leader's
+    no-op (result None); any other entry goes to apply(index, data as bytes). When `index` is a
+    key of `proposals`, resolve(index, term, result) is called right after it applies. Returns
+    the new applied index. An exception from a callback propagates (fail-stop: the state machine
+    is in an unknown state and the node must restart from storage).
+    """
+    cdef Entry e
+    cdef object data, result
+    cdef bint track = len(proposals) > 0
+    for e in entries:
+        if e.index <= applied:
+            continue
+        data = e.data
+        if e.type == ENTRY_CONF_CHANGE:
+            result = apply_conf_change(data)
+        elif data is None or len(data) == 0:
+            result = None
+        else:
+            if type(data) is not bytes:
+                data = bytes(data)
+            result = apply(e.index, data)
+        applied = e.index
+        if track and e.index in proposals:
+            resolve(e.index, e.term, result)
+    return applied

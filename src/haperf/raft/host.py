@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from haperf._native.confchange import ConfChange
-from haperf._native.raft import RawNode, Ready
-from haperf._native.raftmsg import ENTRY_CONF_CHANGE, Message
+from haperf._native.raft import RawNode, Ready, apply_entries
+from haperf._native.raftmsg import Entry, Message
 from haperf.errors import ConfigError, ProposalDroppedError
 from haperf.raft.storage import Storage
 
@@ -158,51 +158,54 @@ class Host:
             self.state_machine.restore(data)
             self.applied = meta.index
             self._drop_proposals_upto(meta.index)
-        if rd.entries:
-            storage.append(rd.entries)
-        if rd.hard_state is not None:
-            storage.set_hard_state(rd.hard_state)
+        entries = rd.entries
+        if entries:
+            storage.append(entries)
+        hard_state = rd.hard_state
+        if hard_state is not None:
+            storage.set_hard_state(hard_state)
         if rd.must_sync:
             storage.sync()
         # 2. Send.
-        if rd.messages:
-            self.send(rd.messages)
+        messages = rd.messages
+        if messages:
+            self.send(messages)
         # 3. Apply committed entries, in order, exactly once.
-        if rd.committed_entries:
-            self._apply(rd)
-        for index, ctx in rd.read_states:
-            self._read_point(index, ctx)
+        committed = rd.committed_entries
+        if committed:
+            self._apply(committed)
+        read_states = rd.read_states
+        if read_states:
+            for index, ctx in read_states:
+                self._read_point(index, ctx)
         # 4. Advance, then serve reads whose point is applied.
         node.advance(rd)
         if self._read_points:
             self._serve_reads()
         return True
 
-    def _apply(self, rd: Ready) -> None:
-        apply = self.state_machine.apply
-        proposals = self.proposals
-        for entry in rd.committed_entries:
-            index = entry.index
-            if index <= self.applied:
-                continue
-            if entry.type == ENTRY_CONF_CHANGE:
-                result: object = self.node.apply_conf_change(entry.data)
-            else:
-                data = bytes(entry.data)
-                # An empty entry is the leader's no-op (Raft 5.4.2); commands are never empty.
-                result = apply(index, data) if data else None
-            self.applied = index
-            if proposals:
-                proposal = proposals.pop(index, None)
-                if proposal is not None:
-                    proposal.done = True
-                    if proposal.term == entry.term:
-                        proposal.result = result
-                    else:
-                        proposal.error = ProposalDroppedError(
-                            f"proposal at index {index} (term {proposal.term}) was replaced by "
-                            f"an entry of term {entry.term} after a leader change; retry it"
-                        )
+    def _apply(self, committed: list[Entry]) -> None:
+        # The per-entry loop is native (apply_entries); its rules: skip what is applied, conf
+        # changes to the node, empty entries are the leader's no-op, commands to apply().
+        self.applied = apply_entries(
+            committed,
+            self.applied,
+            self.state_machine.apply,
+            self.node.apply_conf_change,
+            self.proposals,
+            self._resolve,
+        )
+
+    def _resolve(self, index: int, term: int, result: object) -> None:
+        proposal = self.proposals.pop(index)
+        proposal.done = True
+        if proposal.term == term:
+            proposal.result = result
+        else:
+            proposal.error = ProposalDroppedError(
+                f"proposal at index {index} (term {proposal.term}) was replaced by an entry of "
+                f"term {term} after a leader change; retry it"
+            )
 
     def _drop_proposals_upto(self, index: int) -> None:
         for i in [i for i in self.proposals if i <= index]:

@@ -56,14 +56,17 @@ class MemoryStorage:
     def append(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        first = entries[0].index
-        if first <= self.snap_index or first > self.last_index() + 1:
+        stored = self.entries
+        snap_index = 0 if self.snapshot is None else self.snapshot[0].index
+        offset = entries[0].index - snap_index - 1
+        if offset < 0 or offset > len(stored):
             raise AssertionError(
-                f"append at {first} does not continue the log ending at {self.last_index()} "
-                f"(snapshot {self.snap_index})"
+                f"append at {entries[0].index} does not continue the log ending at "
+                f"{snap_index + len(stored)} (snapshot {snap_index})"
             )
-        del self.entries[first - self.snap_index - 1 :]
-        self.entries.extend(entries)
+        if offset < len(stored):
+            del stored[offset:]
+        stored.extend(entries)
         self.writes += 1
 
     def set_hard_state(self, hard_state: HardState) -> None:
