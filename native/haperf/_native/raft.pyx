@@ -1260,13 +1260,22 @@ cdef class RawNode:
         else:
             rd.read_states = _EMPTY
         rd.snapshot = self.pending_snapshot
+        cdef SoftState ss
+        cdef HardState hs
         if self.lead != self.prev_lead or self.role != self.prev_role:
-            rd.soft_state = SoftState(self.lead, self.role)
+            ss = SoftState.__new__(SoftState)
+            ss.leader = self.lead
+            ss.role = self.role
+            rd.soft_state = ss
             self.prev_lead = self.lead
             self.prev_role = self.role
         rd.must_sync = bool(rd.entries) or self.term != self.prev_term or self.vote != self.prev_vote
         if rd.must_sync or log.committed != self.prev_commit:
-            rd.hard_state = HardState(self.term, self.vote, log.committed)
+            hs = HardState.__new__(HardState)
+            hs.term = self.term
+            hs.vote = self.vote
+            hs.commit = log.committed
+            rd.hard_state = hs
             self.prev_term = self.term
             self.prev_vote = self.vote
             self.prev_commit = log.committed
