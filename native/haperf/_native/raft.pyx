@@ -288,13 +288,13 @@ cdef class RawNode:
         self.term = 0
         self.vote = 0
         if hard_state is not None:
-            if hard_state.commit > self.log.last_index() or hard_state.commit < self.log.snap_index:
-                raise ConfigError(f"hard state commit {hard_state.commit} is outside the log "
-                                  f"[{self.log.snap_index}, {self.log.last_index()}]: storage is "
-                                  "inconsistent")
             self.term = hard_state.term
             self.vote = hard_state.vote
-            self.log.committed = hard_state.commit
+            # The commit index is volatile state (Raft Figure 2): if a crash kept the hard state
+            # but lost unsynced entries, commit only what this log still holds; the leader will
+            # send the rest again.
+            self.log.committed = max(self.log.snap_index,
+                                     min(hard_state.commit, self.log.last_index()))
         if applied:
             if applied < self.log.snap_index or applied > self.log.committed:
                 raise ConfigError(f"applied {applied} is outside [snapshot {self.log.snap_index}, "
