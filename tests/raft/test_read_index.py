@@ -143,3 +143,17 @@ def test_no_lease_reads_during_leadership_transfer() -> None:
     request = c.hosts[1].read(b"t")
     c.process()
     assert not request.ready
+
+
+def test_unconfirmed_reads_fail_when_the_leader_changes() -> None:
+    """Thesis 6.4: a read is confirmed by the leadership of one term; when leadership moves
+    before confirmation the host fails it (retry) instead of leaving it waiting forever."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.propose(b"a=1")
+    c.isolate(1)
+    request = c.hosts[1].read(b"q")
+    c.stabilize()
+    c.tick(25)  # check-quorum: node 1 steps down
+    assert request.ready and request.error is not None
+    assert c.hosts[1].reads == {}

@@ -77,6 +77,7 @@ class Host:
         self.reads: dict[bytes, ReadRequest] = {}
         self._read_points: list[ReadRequest] = []
         self._read_seq = 0
+        self._leader = node.lead
 
     # ------------------------------------------------------------------ requests
 
@@ -150,6 +151,11 @@ class Host:
             return False
         rd: Ready = node.ready()
         storage = self.storage
+        soft = rd.soft_state
+        if soft is not None and soft.leader != self._leader:
+            self._leader = soft.leader
+            if self.reads:
+                self._fail_unconfirmed_reads()
         # 1. Persist before anything leaves the node.
         snap = rd.snapshot
         if snap is not None:
@@ -215,6 +221,17 @@ class Host:
                 f"proposal at index {i} was covered by an installed snapshot; its outcome is "
                 "unknown here: read the state to find out"
             )
+
+    def _fail_unconfirmed_reads(self) -> None:
+        # A leader change drops the core's pending read confirmations (thesis 6.4 confirms
+        # leadership of one term); reads with a confirmed index stay valid and wait to apply.
+        for ctx, request in list(self.reads.items()):
+            if request.index == 0:
+                del self.reads[ctx]
+                request.error = ProposalDroppedError(
+                    "the leader changed before the read was confirmed; retry it"
+                )
+                request.ready = True
 
     def _read_point(self, index: int, ctx: bytes) -> None:
         request = self.reads.get(ctx)
