@@ -12,6 +12,7 @@ from haperf._native.raftmsg import (
     MSG_HEARTBEAT_RESP,
     MSG_READ_INDEX,
     MSG_READ_INDEX_RESP,
+    MSG_VOTE,
     MSG_VOTE_RESP,
     Message,
 )
@@ -157,3 +158,20 @@ def test_unconfirmed_reads_fail_when_the_leader_changes() -> None:
     c.tick(25)  # check-quorum: node 1 steps down
     assert request.ready and request.error is not None
     assert c.hosts[1].reads == {}
+
+
+def test_a_restarted_follower_honours_the_lease_for_an_election_timeout() -> None:
+    """Thesis 6.4.1 + 4.2.3: a follower that crashed right after acknowledging the leader must
+    not help elect another leader before the lease it granted has run out."""
+    c = Cluster([1, 2, 3], lease_read=True, pre_vote=False)
+    c.elect(1)
+    c.propose(b"a=1")
+    c.tick(1)
+    c.restart(2)
+    term = c.nodes[2].term
+    c.nodes[2].step(Message(MSG_VOTE, to=2, frm=3, term=term + 1, index=100, log_term=term + 1))
+    assert c.nodes[2].term == term and c.nodes[2].vote == 1  # ignored
+    for _ in range(10):
+        c.nodes[2].tick()
+    c.nodes[2].step(Message(MSG_VOTE, to=2, frm=3, term=term + 1, index=100, log_term=term + 1))
+    assert c.nodes[2].term == term + 1 and c.nodes[2].vote == 3  # the guard has expired

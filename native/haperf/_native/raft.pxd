@@ -97,6 +97,7 @@ cdef class RawNode:
     cdef int heartbeat_elapsed
     cdef readonly int randomized_election_timeout
     cdef readonly uint64_t tick_count
+    cdef bint restart_guard
     cdef uint64_t pending_conf_index
     # Read-only queries (thesis 6.4): heartbeat rounds, their send ticks, waiting requests.
     cdef uint64_t read_round

@@ -290,6 +290,10 @@ cdef class RawNode:
         if hard_state is not None:
             self.term = hard_state.term
             self.vote = hard_state.vote
+            # A restarted node may have heard from a leader just before it crashed: keep refusing
+            # disruptive votes for one election timeout, as if it still did (thesis 4.2.3), so
+            # check-quorum and leader leases also hold across follower restarts.
+            self.restart_guard = hard_state.term > 0
             # The commit index is volatile state (Raft Figure 2): if a crash kept the hard state
             # but lost unsynced entries, commit only what this log still holds; the leader will
             # send the rest again.
@@ -741,8 +745,9 @@ cdef class RawNode:
         elif m.term > self.term:
             if t == MSG_VOTE or t == MSG_PREVOTE:
                 force = m.context == TRANSFER_CONTEXT
-                in_lease = (self.config.check_quorum and self.lead != 0
-                            and self.election_elapsed < self.election_tick)
+                in_lease = self.config.check_quorum and (
+                    (self.lead != 0 and self.election_elapsed < self.election_tick)
+                    or (self.restart_guard and self.tick_count < <uint64_t>self.election_tick))
                 if in_lease and not force:
                     # Thesis 4.2.3: ignore a disruptive candidate while a leader is heard from.
                     return
