@@ -215,3 +215,21 @@ def test_decoding_garbage_raises_conf_change_error(data: bytes) -> None:
     except ConfChangeError:
         return
     assert cc.encode() == data
+
+
+def test_a_learner_is_promoted_only_once_caught_up() -> None:
+    """Thesis 4.2.1: a learner that has not replicated the log yet is not made a voter (it would
+    stall commitment); the leader refuses and says why."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.add(4, voters=c.ids)
+    _change(c, ConfChange([(CC_ADD_LEARNER, 4)]))
+    c.isolate(4)
+    for k in range(5):
+        c.propose(f"k{k}=v".encode())
+    with pytest.raises(ProposalDroppedError, match="not caught up"):
+        c.nodes[1].propose_conf_change(ConfChange([(CC_ADD_VOTER, 4)]))
+    c.heal()
+    c.tick(2)
+    _change(c, ConfChange([(CC_ADD_VOTER, 4)]))
+    assert 4 in c.nodes[1].membership.voters

@@ -15,7 +15,12 @@ cimport cython
 from libc.stdint cimport UINT64_MAX, uint64_t
 
 from haperf._native.config cimport HAPERF_DEBUG
-from haperf._native.confchange cimport ConfChange, Membership, decode as decode_conf_change
+from haperf._native.confchange cimport (
+    CC_ADD_VOTER,
+    ConfChange,
+    Membership,
+    decode as decode_conf_change,
+)
 from haperf._native.quorum cimport (
     VOTE_LOST,
     VOTE_PENDING,
@@ -435,6 +440,15 @@ cdef class RawNode:
                 f"membership change at index {self.pending_conf_index} is not applied yet "
                 f"(applied={self.log.applied}); propose the next one after it applies")
         self.membership.apply(cc)  # validation only; raises ConfChangeError
+        for op, node in cc.changes:
+            if op == CC_ADD_VOTER and node in self.membership.learners:
+                pr = self.prs[node]
+                if (<Progress>pr).match < self.log.committed:
+                    # Thesis 4.2.1: promote a learner only once it has caught up, so the new
+                    # voter does not stall commitment while it copies the log.
+                    raise ProposalDroppedError(
+                        f"learner {node} is not caught up (match {(<Progress>pr).match} < commit "
+                        f"{self.log.committed}); promote it once it has replicated the log")
         self._append_entries([_entry(0, 0, cc.encode(), ENTRY_CONF_CHANGE)])
         self.pending_conf_index = self.log.last_index()
         self._bcast_append()
