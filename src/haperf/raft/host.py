@@ -19,7 +19,7 @@ from typing import Protocol
 
 from haperf._native.confchange import ConfChange
 from haperf._native.raft import RawNode, Ready, apply_entries
-from haperf._native.raftmsg import Entry, Message
+from haperf._native.raftmsg import Message, SnapshotMeta
 from haperf.errors import ConfigError, ProposalDroppedError
 from haperf.raft.storage import Storage
 
@@ -150,36 +150,36 @@ class Host:
         if not node.has_ready():
             return False
         rd: Ready = node.ready()
-        storage = self.storage
-        soft = rd.soft_state
-        if soft is not None and soft.leader != self._leader:
-            self._leader = soft.leader
-            if self.reads:
-                self._fail_unconfirmed_reads()
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.leader)
         # 1. Persist before anything leaves the node.
-        snap = rd.snapshot
-        if snap is not None:
-            meta, data = snap
-            storage.install_snapshot(meta, data)
-            self.state_machine.restore(data)
-            self.applied = meta.index
-            self._drop_proposals_upto(meta.index)
+        if rd.snapshot is not None:
+            self._install_snapshot(rd.snapshot)
         entries = rd.entries
         if entries:
-            storage.append(entries)
+            self.storage.append(entries)
         hard_state = rd.hard_state
         if hard_state is not None:
-            storage.set_hard_state(hard_state)
+            self.storage.set_hard_state(hard_state)
         if rd.must_sync:
-            storage.sync()
+            self.storage.sync()
         # 2. Send.
         messages = rd.messages
         if messages:
             self.send(messages)
-        # 3. Apply committed entries, in order, exactly once.
+        # 3. Apply committed entries, in order, exactly once. The per-entry loop is native
+        # (apply_entries): skip what is applied, conf changes to the node, empty entries are
+        # the leader's no-op, commands to state_machine.apply(index, data).
         committed = rd.committed_entries
         if committed:
-            self._apply(committed)
+            self.applied = apply_entries(
+                committed,
+                self.applied,
+                self.state_machine.apply,
+                node.apply_conf_change,
+                self.proposals,
+                self._resolve,
+            )
         read_states = rd.read_states
         if read_states:
             for index, ctx in read_states:
@@ -190,17 +190,18 @@ class Host:
             self._serve_reads()
         return True
 
-    def _apply(self, committed: list[Entry]) -> None:
-        # The per-entry loop is native (apply_entries); its rules: skip what is applied, conf
-        # changes to the node, empty entries are the leader's no-op, commands to apply().
-        self.applied = apply_entries(
-            committed,
-            self.applied,
-            self.state_machine.apply,
-            self.node.apply_conf_change,
-            self.proposals,
-            self._resolve,
-        )
+    def _soft_state_changed(self, leader: int) -> None:
+        if leader != self._leader:
+            self._leader = leader
+            if self.reads:
+                self._fail_unconfirmed_reads()
+
+    def _install_snapshot(self, snapshot: tuple[SnapshotMeta, bytes]) -> None:
+        meta, data = snapshot
+        self.storage.install_snapshot(meta, data)
+        self.state_machine.restore(data)
+        self.applied = meta.index
+        self._drop_proposals_upto(meta.index)
 
     def _resolve(self, index: int, term: int, result: object) -> None:
         proposal = self.proposals.pop(index)

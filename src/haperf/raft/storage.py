@@ -32,6 +32,7 @@ class MemoryStorage:
         self.hard_state = HardState()
         self.syncs = 0
         self.writes = 0
+        self._first_index = 1  # index of entries[0]: snapshot index + 1
 
     @property
     def snap_index(self) -> int:
@@ -48,6 +49,7 @@ class MemoryStorage:
             keep = self.entries[offset:]
         self.snapshot = (meta, bytes(data))
         self.entries = keep
+        self._first_index = meta.index + 1
         if self.hard_state.commit < meta.index:
             hs = self.hard_state
             self.hard_state = HardState(hs.term, hs.vote, meta.index)
@@ -57,16 +59,17 @@ class MemoryStorage:
         if not entries:
             return
         stored = self.entries
-        snap_index = 0 if self.snapshot is None else self.snapshot[0].index
-        offset = entries[0].index - snap_index - 1
-        if offset < 0 or offset > len(stored):
+        offset = entries[0].index - self._first_index
+        if offset == len(stored):
+            stored.extend(entries)  # the common case: the log grows at its end
+        elif 0 <= offset < len(stored):
+            del stored[offset:]
+            stored.extend(entries)
+        else:
             raise AssertionError(
                 f"append at {entries[0].index} does not continue the log ending at "
-                f"{snap_index + len(stored)} (snapshot {snap_index})"
+                f"{self.last_index()} (snapshot {self.snap_index})"
             )
-        if offset < len(stored):
-            del stored[offset:]
-        stored.extend(entries)
         self.writes += 1
 
     def set_hard_state(self, hard_state: HardState) -> None:
