@@ -175,3 +175,17 @@ def test_a_restarted_follower_honours_the_lease_for_an_election_timeout() -> Non
         c.nodes[2].tick()
     c.nodes[2].step(Message(MSG_VOTE, to=2, frm=3, term=term + 1, index=100, log_term=term + 1))
     assert c.nodes[2].term == term + 1 and c.nodes[2].vote == 3  # the guard has expired
+
+
+def test_the_read_queue_is_bounded() -> None:
+    """Every queue has a named maximum: beyond pending_reads_max the leader refuses a read (the
+    host turns the refusal into an error) instead of growing without bound."""
+    c = Cluster([1, 2, 3], pending_reads_max=1)
+    c.elect(1)
+    c.propose(b"a=1")
+    c.isolate(1)
+    first = c.hosts[1].read(b"one")
+    second = c.hosts[1].read(b"two")
+    c.stabilize()
+    assert not first.ready
+    assert second.ready and second.error is not None
