@@ -2,8 +2,9 @@
 
 Owns Cluster (build, tick, deliver, partition, drop, crash/restart nodes) and KV (a state machine
 that records what it applied). Invariants: delivery order is the send order (FIFO per run of
-deliver()), every random choice comes from one seeded random.Random, so a run reproduces from
-its seed; a cut link or isolated node silently drops messages, like a network partition.
+deliver()) unless `reorder` shuffles each batch; `dup_rate` delivers extra copies; every random
+choice comes from one seeded random.Random, so a run reproduces from its seed; a cut link or
+isolated node silently drops messages, like a network partition.
 """
 
 import json
@@ -12,11 +13,34 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from haperf._native.raft import LEADER, Config, RawNode
-from haperf._native.raftmsg import Message
+from haperf._native.raftmsg import Entry, Message
 from haperf.raft.host import Host
 from haperf.raft.storage import MemoryStorage
 
 ROUNDS_MAX = 10_000
+
+
+def copy_message(m: Message) -> Message:
+    """A duplicate as a network would deliver it: a separate object with separate entries."""
+    entries = [Entry(e.term, e.index, e.data, e.type) for e in m.entries]
+    return Message(
+        m.type,
+        m.to,
+        m.frm,
+        m.term,
+        m.log_term,
+        m.index,
+        m.commit,
+        m.reject,
+        m.reject_hint,
+        m.hint_term,
+        entries,
+        m.context,
+        m.snapshot,
+        m.snap_offset,
+        m.snap_data,
+        m.snap_done,
+    )
 
 
 class KV:
@@ -67,6 +91,8 @@ class Cluster:
         self.down: set[int] = set()
         self.drop_rate = 0.0
         self.drop_filter: Callable[[Message], bool] | None = None
+        self.reorder = False
+        self.dup_rate = 0.0
         self.delivered: list[Message] = []
         self.record = False
         self.nodes: dict[int, RawNode] = {}
@@ -143,6 +169,10 @@ class Cluster:
         """Deliver everything queued (in order); returns how many messages arrived."""
         batch = self.queue[:]
         self.queue.clear()
+        if self.dup_rate:
+            batch += [copy_message(m) for m in batch if self.rng.random() < self.dup_rate]
+        if self.reorder:
+            self.rng.shuffle(batch)
         n = 0
         for m in batch:
             if m.to not in self.nodes or m.to in self.down or m.frm in self.down:

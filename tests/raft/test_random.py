@@ -63,11 +63,14 @@ def check_invariants(c: Cluster, state: dict[str, dict[int, object]]) -> None:
                     assert log[index] == (term, data), f"leader {node_id} lacks entry {index}"
 
 
-def run(seed: int, n: int, ticks: int = 400) -> str:
-    print(f"raft random run: seed={seed} nodes={n} ticks={ticks}")
+def run(seed: int, n: int, ticks: int = 400, *, chaos: bool = False) -> str:
+    print(f"raft random run: seed={seed} nodes={n} ticks={ticks} chaos={chaos}")
     rng = random.Random(seed)
     c = Cluster(range(1, n + 1), seed=seed, snapshot_chunk_bytes=64, inflight_msgs_max=8)
     c.drop_rate = 0.1
+    if chaos:
+        c.reorder = True
+        c.dup_rate = 0.1
     state: dict[str, dict[int, object]] = {"leaders": {}, "applied": {}, "committed": {}}
     digest = hashlib.sha256()
     proposed = 0
@@ -102,6 +105,7 @@ def run(seed: int, n: int, ticks: int = 400) -> str:
     # Heal everything: the cluster must converge and make progress.
     c.heal()
     c.drop_rate = 0.0
+    c.dup_rate = 0.0
     c.tick(60)
     lead = c.leader()
     assert lead, f"no leader after healing (seed {seed})"
@@ -123,6 +127,13 @@ def test_random_three_nodes(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS_5)
 def test_random_five_nodes(seed: int) -> None:
     run(seed, 5)
+
+
+@pytest.mark.parametrize(("seed", "n"), [(51, 3), (52, 5)])
+def test_random_with_reordering_and_duplicates(seed: int, n: int) -> None:
+    """The same checks when the network also reorders and duplicates messages (Raft assumes
+    an asynchronous network that may delay, reorder, duplicate and lose, section 5.1)."""
+    run(seed, n, chaos=True)
 
 
 def test_same_seed_same_run() -> None:
