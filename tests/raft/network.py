@@ -2,7 +2,8 @@
 
 Owns Cluster (build, tick, deliver, partition, drop, crash/restart nodes) and KV (a state machine
 that records what it applied). Invariants: delivery order is the send order (FIFO per run of
-deliver()) unless `reorder` shuffles each batch; `dup_rate` delivers extra copies; every random
+deliver()) unless `reorder` shuffles each batch; `dup_rate` delivers extra copies
+and `delay_rate` holds messages back for a few rounds; every random
 choice comes from one seeded random.Random, so a run reproduces from its seed; a cut link or
 isolated node silently drops messages, like a network partition.
 """
@@ -18,6 +19,7 @@ from haperf.raft.host import Host
 from haperf.raft.storage import MemoryStorage
 
 ROUNDS_MAX = 10_000
+DELAY_ROUNDS_MAX = 6  # a delayed message arrives 1 to this many delivery rounds late
 
 
 def copy_message(m: Message) -> Message:
@@ -93,6 +95,8 @@ class Cluster:
         self.drop_filter: Callable[[Message], bool] | None = None
         self.reorder = False
         self.dup_rate = 0.0
+        self.delay_rate = 0.0
+        self.held: list[tuple[int, Message]] = []  # (rounds left, message) held back
         self.delivered: list[Message] = []
         self.record = False
         self.nodes: dict[int, RawNode] = {}
@@ -169,6 +173,18 @@ class Cluster:
         """Deliver everything queued (in order); returns how many messages arrived."""
         batch = self.queue[:]
         self.queue.clear()
+        if self.held:
+            due = [m for left, m in self.held if left <= 1]
+            self.held = [(left - 1, m) for left, m in self.held if left > 1]
+            batch += due
+        if self.delay_rate:
+            kept = []
+            for m in batch:
+                if self.rng.random() < self.delay_rate:
+                    self.held.append((self.rng.randint(1, DELAY_ROUNDS_MAX), m))
+                else:
+                    kept.append(m)
+            batch = kept
         if self.dup_rate:
             batch += [copy_message(m) for m in batch if self.rng.random() < self.dup_rate]
         if self.reorder:
@@ -192,7 +208,7 @@ class Cluster:
     def stabilize(self, rounds_max: int = ROUNDS_MAX) -> None:
         for _ in range(rounds_max):
             worked = self.process()
-            if not self.queue and not worked:
+            if not self.queue and not worked and not self.held:
                 return
             self.deliver()
         raise AssertionError(f"cluster did not settle within {rounds_max} rounds")

@@ -71,6 +71,7 @@ def run(seed: int, n: int, ticks: int = 400, *, chaos: bool = False) -> str:
     if chaos:
         c.reorder = True
         c.dup_rate = 0.1
+        c.delay_rate = 0.1
     state: dict[str, dict[int, object]] = {"leaders": {}, "applied": {}, "committed": {}}
     digest = hashlib.sha256()
     proposed = 0
@@ -106,6 +107,7 @@ def run(seed: int, n: int, ticks: int = 400, *, chaos: bool = False) -> str:
     c.heal()
     c.drop_rate = 0.0
     c.dup_rate = 0.0
+    c.delay_rate = 0.0
     c.tick(60)
     lead = c.leader()
     assert lead, f"no leader after healing (seed {seed})"
@@ -131,8 +133,8 @@ def test_random_five_nodes(seed: int) -> None:
 
 @pytest.mark.parametrize(("seed", "n"), [(51, 3), (52, 5)])
 def test_random_with_reordering_and_duplicates(seed: int, n: int) -> None:
-    """The same checks when the network also reorders and duplicates messages (Raft assumes
-    an asynchronous network that may delay, reorder, duplicate and lose, section 5.1)."""
+    """The same checks when the network also delays, reorders and duplicates messages (Raft
+    assumes an asynchronous network that may delay, reorder, duplicate and lose, section 5.1)."""
     run(seed, n, chaos=True)
 
 

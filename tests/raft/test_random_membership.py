@@ -47,11 +47,15 @@ def _try_change(c: Cluster, rng: random.Random, next_id: list[int]) -> None:
         c.hosts[lead].propose_conf_change(cc)
 
 
-def run(seed: int, ticks: int = 400) -> None:
-    print(f"raft membership churn: seed={seed} ticks={ticks}")
+def run(seed: int, ticks: int = 400, *, chaos: bool = False) -> None:
+    print(f"raft membership churn: seed={seed} ticks={ticks} chaos={chaos}")
     rng = random.Random(seed)
     c = Cluster(BOOTSTRAP, seed=seed, inflight_msgs_max=8)
     c.drop_rate = 0.05
+    if chaos:
+        c.reorder = True
+        c.dup_rate = 0.05
+        c.delay_rate = 0.05
     state: dict[str, dict[int, object]] = {"leaders": {}, "applied": {}, "committed": {}}
     next_id = [10]
     proposed = 0
@@ -79,7 +83,7 @@ def run(seed: int, ticks: int = 400) -> None:
         c.tick(1)
         check_invariants(c, state)
     c.heal()
-    c.drop_rate = 0.0
+    c.drop_rate = c.dup_rate = c.delay_rate = 0.0
     c.tick(80)
     lead = c.leader()
     assert lead, f"no leader after healing (seed {seed})"
@@ -96,3 +100,7 @@ def run(seed: int, ticks: int = 400) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_membership_churn(seed: int) -> None:
     run(seed)
+
+
+def test_random_membership_churn_with_reordering_delays_and_duplicates() -> None:
+    run(44, chaos=True)
