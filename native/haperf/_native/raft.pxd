@@ -128,7 +128,7 @@ cdef class RawNode:
     cdef int _hup(self, bint transfer) except -1
     cdef int _campaign(self, bint pre, bint transfer) except -1
     cdef int _poll(self, uint64_t id, bint granted) except -1
-    cdef bint _promotable(self)
+    cdef bint _promotable(self) except -1
     cdef int _tick_election(self) except -1
     cdef int _tick_heartbeat(self) except -1
     cdef int _step_leader(self, Message m) except -1

@@ -368,7 +368,7 @@ cdef class RawNode:
             self.election_tick + <int>(_splitmix64(&self.rng) % <uint64_t>self.election_tick))
         return 0
 
-    cdef bint _promotable(self):
+    cdef bint _promotable(self) except -1:
         # Learners and removed nodes never campaign (thesis 4.2.1).
         return self.id in self.membership.voters or self.id in self.membership.voters_outgoing
 

@@ -17,7 +17,7 @@ from haperf._native.raftmsg cimport Entry
 cdef list _EMPTY = []
 
 
-cdef inline Py_ssize_t _size(Entry e):
+cdef inline Py_ssize_t _size(Entry e) except -1:
     # Sizes only steer batching, so a data object without len() counts as empty.
     return len(e.data) if e.data is not None else 0
 
