@@ -87,6 +87,8 @@ cdef class RawNode:
     cdef readonly Membership membership
     cdef dict prs
     cdef list peer_list
+    cdef list voter_prs
+    cdef list outgoing_prs
     cdef dict votes
     cdef list msgs
     cdef list read_states

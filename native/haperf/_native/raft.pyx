@@ -263,6 +263,8 @@ cdef class RawNode:
         self.rng = rng_seed
         self.prs = {}
         self.peer_list = []
+        self.voter_prs = []
+        self.outgoing_prs = []
         self.votes = {}
         self.msgs = []
         self.read_states = []
@@ -394,6 +396,9 @@ cdef class RawNode:
             prs[node] = pr
         self.prs = prs
         self.peer_list = [prs[node] for node in sorted(prs) if node != self.id]
+        # Progress objects of each voter set, so quorum math walks lists, not dict lookups.
+        self.voter_prs = [prs[node] for node in ms.voters]
+        self.outgoing_prs = [prs[node] for node in ms.voters_outgoing]
         self.membership = ms
         return 0
 
@@ -931,15 +936,16 @@ cdef class RawNode:
         cdef uint64_t vals[VOTERS_MAX]
         cdef uint64_t a, b
         cdef Py_ssize_t n = 0
-        for node in self.membership.voters:
-            vals[n] = (<Progress>self.prs[node]).match
+        cdef Progress pr
+        for pr in self.voter_prs:
+            vals[n] = pr.match
             n += 1
         a = majority_value(vals, n)
-        if not self.membership.voters_outgoing:
+        if not self.outgoing_prs:
             return a
         n = 0
-        for node in self.membership.voters_outgoing:
-            vals[n] = (<Progress>self.prs[node]).match
+        for pr in self.outgoing_prs:
+            vals[n] = pr.match
             n += 1
         b = majority_value(vals, n)
         return a if a < b else b
