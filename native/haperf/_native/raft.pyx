@@ -1072,6 +1072,8 @@ cdef class RawNode:
                     pr.become_probe()
                 self._send_append(pr, True)
             return 0
+        if m.index > self.log.last_index():
+            return 0  # acknowledges entries this leader never had: not from this term's log
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return 0
