@@ -233,3 +233,42 @@ def test_a_learner_is_promoted_only_once_caught_up() -> None:
     c.tick(2)
     _change(c, ConfChange([(CC_ADD_VOTER, 4)]))
     assert 4 in c.nodes[1].membership.voters
+
+
+def _joint_cluster() -> Cluster:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    for node in (4, 5):
+        c.add(node, voters=c.ids)
+    cc = ConfChange(
+        [(CC_ADD_VOTER, 4), (CC_ADD_VOTER, 5), (CC_REMOVE_NODE, 2), (CC_REMOVE_NODE, 3)],
+        auto_leave=False,
+    )
+    _change(c, cc)
+    c.tick(2)
+    assert c.nodes[1].membership.is_joint()
+    return c
+
+
+def test_joint_read_index_needs_both_majorities() -> None:
+    """Thesis 4.3 + 6.4: while joint, confirming leadership for a read needs a majority of
+    C_old and of C_new."""
+    c = _joint_cluster()
+    c.isolate(4)
+    c.isolate(5)
+    request = c.hosts[1].read(b"j")
+    c.stabilize()
+    assert not request.ready  # C_old (1, 2, 3) acknowledged, C_new (1, 4, 5) did not
+    c.heal()
+    c.tick(1)
+    assert request.ready and request.error is None
+
+
+def test_joint_check_quorum_needs_both_majorities() -> None:
+    """Thesis 4.3 + 6.2: a joint leader that hears from a majority of only one configuration
+    steps down after an election timeout."""
+    c = _joint_cluster()
+    c.isolate(4)
+    c.isolate(5)
+    c.tick(25, only=[1, 2, 3])
+    assert c.nodes[1].role != LEADER
