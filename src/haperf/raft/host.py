@@ -14,7 +14,7 @@ the shell (runtime or simulator) owns the clock and the transport, and calls tic
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from haperf._native.confchange import ConfChange
@@ -55,7 +55,6 @@ class ReadRequest:
     index: int = 0
     ready: bool = False
     error: Exception | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Host:
