@@ -3,6 +3,8 @@ before promotion (thesis 4.2.1), removing the leader (4.2.2), joint consensus (t
 the ConfChange entry payload.
 """
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -272,3 +274,32 @@ def test_joint_check_quorum_needs_both_majorities() -> None:
     c.isolate(5)
     c.tick(25, only=[1, 2, 3])
     assert c.nodes[1].role != LEADER
+
+
+ops = st.lists(
+    st.tuples(st.sampled_from([CC_ADD_VOTER, CC_REMOVE_NODE, CC_ADD_LEARNER]), st.integers(1, 7)),
+    min_size=0,
+    max_size=4,
+)
+
+
+@given(st.lists(st.tuples(ops, st.sampled_from([None, True])), max_size=12))
+def test_membership_rules_hold_for_any_change_sequence(steps: list[tuple[Any, Any]]) -> None:
+    """Thesis 4.1/4.2.1/4.3 as invariants: after any sequence of accepted changes, voters and
+    learners never overlap, a voter set is never empty, a simple change moves at most one voter,
+    and a joint configuration keeps the previous voters as C_old until it is left."""
+    m = Membership([1, 2, 3])
+    for items, joint in steps:
+        try:
+            cc = ConfChange(items, joint=joint)
+            nxt = m.apply(cc)
+        except ConfChangeError:
+            continue
+        assert nxt.voters and not set(nxt.learners) & (set(nxt.voters) | set(nxt.voters_outgoing))
+        if cc.is_leave_joint():
+            assert m.is_joint() and not nxt.is_joint() and nxt.voters == m.voters
+        elif nxt.is_joint():
+            assert nxt.voters_outgoing == m.voters
+        else:
+            assert len(set(nxt.voters) ^ set(m.voters)) <= 1
+        m = nxt
