@@ -178,6 +178,7 @@ cdef class Config:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class HardState:
     """What must be durable before messages go out: current term, vote in it, commit index."""
 
@@ -199,6 +200,7 @@ cdef class HardState:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class SoftState:
     """Volatile state worth reporting: the known leader (0 = none) and this node's role."""
 
@@ -223,6 +225,7 @@ cdef class SoftState:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class Ready:
     """One batch of effects; the host handles it in order and then calls advance(ready)."""
 
