@@ -1266,11 +1266,15 @@ cdef class RawNode:
 
     def has_ready(self):
         """True when ready() has something: state to persist, messages, entries to apply, ..."""
-        return bool(self.msgs or self.read_states or self.log.stable < self.log.last_index()
-                    or self.log.committed > self.log.applying or self.pending_snapshot is not None
-                    or self.lead != self.prev_lead or self.role != self.prev_role
-                    or self.term != self.prev_term or self.vote != self.prev_vote
-                    or self.log.committed != self.prev_commit)
+        cdef RaftLog log = self.log
+        cdef bint pending = (
+            len(self.msgs) > 0 or len(self.read_states) > 0
+            or log.stable < log.last_index() or log.committed > log.applying
+            or self.pending_snapshot is not None
+            or self.lead != self.prev_lead or self.role != self.prev_role
+            or self.term != self.prev_term or self.vote != self.prev_vote
+            or log.committed != self.prev_commit)
+        return pending
 
     def ready(self):
         """Take the pending effects; handle them in order (docs/raft.md), then advance(ready)."""
