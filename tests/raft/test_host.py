@@ -184,3 +184,14 @@ def test_restart_clamps_a_commit_beyond_the_surviving_log() -> None:
     assert node.commit == 3 and node.term == 1 and node.vote == 1
     rd = node.ready()
     assert [e.index for e in rd.committed_entries] == [1, 2, 3]
+
+
+def test_compaction_is_made_durable() -> None:
+    """Thesis 5.1: the snapshot replaces log entries, so it is synced like them."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.propose(b"a=1")
+    storage = c.storages[1]
+    syncs = storage.syncs
+    c.hosts[1].compact()
+    assert storage.snapshot is not None and storage.syncs == syncs + 1
