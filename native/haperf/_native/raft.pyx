@@ -1215,7 +1215,6 @@ cdef class RawNode:
         return a if a < b else b
 
     cdef int _handle_read(self, uint64_t frm, bytes ctx) except -1:
-        cdef Message m
         if self.log.term(self.log.committed) != self.term:
             # Thesis 6.4 step 1: the leader's commit index is only current once an entry of its
             # own term has committed; wait for that.
