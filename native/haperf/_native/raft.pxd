@@ -47,6 +47,7 @@ cdef class Config:
     cdef readonly Py_ssize_t snapshot_chunk_bytes
     cdef readonly Py_ssize_t snapshot_bytes_max
     cdef readonly Py_ssize_t pending_reads_max
+    cdef readonly Py_ssize_t uncommitted_entries_max
 
 
 @cython.final
