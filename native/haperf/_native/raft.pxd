@@ -137,6 +137,7 @@ cdef class RawNode:
     cdef int _step_leader(self, Message m) except -1
     cdef int _step_candidate(self, Message m) except -1
     cdef int _step_follower(self, Message m) except -1
+    cdef object _propose(self, list datas)
     cdef int _append_entries(self, list ents) except -1
     cdef bint _maybe_commit(self) except -1
     cdef uint64_t _quorum_match(self) except? 0

@@ -649,10 +649,13 @@ cdef class RawNode:
         On a follower the proposal is forwarded to the known leader (Config.forward_proposals),
         otherwise NotLeaderError(leader_id) is raised (leader 0 = unknown).
         """
-        return self.propose_batch([data])
+        return self._propose([data])
 
     def propose_batch(self, list datas):
         """Propose several commands as one batch (one append, one broadcast); first index."""
+        return self._propose(datas)
+
+    cdef object _propose(self, list datas):
         cdef list ents
         cdef Message m
         cdef Py_ssize_t n = len(datas)
