@@ -68,6 +68,7 @@ cdef enum:
     R_CRC = 8
     R_SALT = 9
     R_INDEX = 10
+    R_PADDING = 11
 
 _REASONS = {
     R_SHORT: "a partial header at the end of the segment",
@@ -80,6 +81,7 @@ _REASONS = {
     R_CRC: "a checksum mismatch",
     R_SALT: "a frame of another log (salt mismatch)",
     R_INDEX: "an out-of-sequence index",
+    R_PADDING: "nonzero padding after the payload",
 }
 
 
@@ -166,6 +168,8 @@ cdef int _check(const unsigned char* base, Py_ssize_t off, Py_ssize_t end, uint3
     crc = _crc.crc32c_extend(crc, p + FRAME_HEADER_BYTES, n)
     if crc != _ld32(p):
         return R_CRC
+    if not _all_zero(p + FRAME_HEADER_BYTES + n, size - FRAME_HEADER_BYTES - <Py_ssize_t>n):
+        return R_PADDING
     if _ld32(p + 20) != salt:
         return R_SALT
     index_out[0] = _ld64(p + 8)

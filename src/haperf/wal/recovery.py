@@ -60,6 +60,8 @@ class SegmentScan:
     next_valid: int = -1
     data_end: int = SEGMENT_HEADER_BYTES
     offsets: bytes = b""
+    # Set when the last segment's file is shorter than its header says: the size it must have.
+    short_of: int = 0
 
     @property
     def last(self) -> int:
@@ -135,7 +137,9 @@ def _map(path: str) -> tuple[mmap.mmap | None, int]:
         os.close(fd)
 
 
-def _scan_segment(seg: SegmentScan, meta: Meta, record_bytes_max: int, stop: int) -> str | None:
+def _scan_segment(
+    seg: SegmentScan, meta: Meta, record_bytes_max: int, stop: int, is_last: bool
+) -> str | None:
     """Map and scan one segment; return what is wrong with its header or size, or None."""
     seg.image, seg.file_bytes = _map(seg.path)
     if seg.image is None or seg.file_bytes < SEGMENT_HEADER_BYTES:
@@ -151,7 +155,11 @@ def _scan_segment(seg: SegmentScan, meta: Meta, record_bytes_max: int, stop: int
         )
     if header.salt != meta.salt:
         return "segment belongs to another log (salt mismatch)"
-    if header.segment_bytes != seg.file_bytes:
+    if is_last and seg.file_bytes < header.segment_bytes:
+        # The last segment cut short: what is missing is treated like a torn tail (zeros), and
+        # opening restores the size.
+        seg.short_of = header.segment_bytes
+    elif header.segment_bytes != seg.file_bytes:
         return (
             f"segment file is {seg.file_bytes} bytes but its header says "
             f"{header.segment_bytes} (a truncated or extended file)"
@@ -244,7 +252,7 @@ def scan_directory(directory: str, record_bytes_max: int) -> DirScan:
         is_last = pos == len(kept) - 1
         stop = meta.truncate_limit if (is_last and meta.truncate_limit is not None) else None
         problem = _scan_segment(
-            seg, meta, record_bytes_max, stop if stop is not None else 2**64 - 1
+            seg, meta, record_bytes_max, stop if stop is not None else 2**64 - 1, is_last
         )
         if problem is not None:
             result.corruption = Damage(pos, path, None, first, problem)
@@ -329,6 +337,22 @@ def apply_open(scan: DirScan, ops: FileOps) -> None:
         ops.fsync_dir(scan.directory)
     if scan.segments:
         last = scan.segments[-1]
+        if last.short_of:
+            log.warning(
+                "WAL recovery: %s is %d bytes, its header says %d; zero-filling the rest",
+                last.path,
+                last.file_bytes,
+                last.short_of,
+            )
+            fd = ops.open(last.path, os.O_WRONLY)
+            try:
+                zero_range(ops, fd, last.file_bytes, last.short_of)
+                ops.fdatasync(fd)
+            finally:
+                ops.close(fd)
+            last.close()
+            last.image, last.file_bytes = _map(last.path)
+            last.short_of = 0
         if scan.torn is not None:
             log.warning(
                 "WAL recovery: torn tail in %s at offset %d (record index %d: %s); truncating "
