@@ -206,7 +206,9 @@ ops_st = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops_st)
 def test_model(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, object]]) -> None:
     """Random operation sequences agree with a dict model, across reopens."""

@@ -63,7 +63,9 @@ def test_scan_round_trip(records: list[bytes], first: int) -> None:
 
 
 @given(records_st, st.data())
-def test_any_cut_of_the_last_record_is_torn_never_corrupt(records: list[bytes], data: st.DataObject) -> None:
+def test_any_cut_of_the_last_record_is_torn_never_corrupt(
+    records: list[bytes], data: st.DataObject
+) -> None:
     full = image(records, tail=0)
     last_start = len(full) - len(native.encode(records[-1], len(records), SALT))
     cut = data.draw(st.integers(last_start, len(full) - 1))
@@ -87,14 +89,16 @@ def test_any_cut_of_the_last_record_is_torn_never_corrupt(records: list[bytes], 
 
 
 @given(st.lists(st.binary(max_size=200), min_size=2, max_size=20), st.data())
-def test_a_bit_flip_before_the_last_frame_is_corruption(records: list[bytes], data: st.DataObject) -> None:
+def test_a_bit_flip_before_the_last_frame_is_corruption(
+    records: list[bytes], data: st.DataObject
+) -> None:
     buf = image(records)
     frames_end = len(buf) - 256
     last_start = frames_end - len(native.encode(records[-1], len(records), SALT))
     byte = data.draw(st.integers(START, last_start - 1))
     bit = data.draw(st.integers(0, 7))
     buf[byte] ^= 1 << bit
-    status, end, count, _, reason, next_valid, _ = scan(buf)
+    status, end, _count, _, reason, next_valid, _ = scan(buf)
     if _is_padding(records, byte):
         # Padding is outside the CRC but must be zero, so a flip there is damage too.
         assert native.reason_text(reason) == "nonzero padding after the payload"
@@ -126,11 +130,13 @@ def test_a_flip_in_the_last_frame_is_torn() -> None:
 def test_out_of_sequence_and_foreign_frames_are_corruption() -> None:
     buf = bytearray(START) + native.encode(b"x", 1, SALT) + native.encode(b"y", 3, SALT)
     status, end, count, _, reason, *_ = scan(buf + bytes(64))
-    assert (status, count) == (native.SCAN_CORRUPT, 1)
+    assert (status, count, end) == (native.SCAN_CORRUPT, 1, START + 32)
     assert "out-of-sequence" in native.reason_text(reason)
     foreign = bytearray(START) + native.encode(b"x", 1, SALT ^ 1)
-    status, end, count, _, reason, *_ = scan(foreign + bytes(64))
-    assert (status, count) == (native.SCAN_CORRUPT, 0) and "another log" in native.reason_text(reason)
+    status, _end, count, _, reason, *_ = scan(foreign + bytes(64))
+    assert (status, count) == (native.SCAN_CORRUPT, 0) and "another log" in native.reason_text(
+        reason
+    )
 
 
 def test_zero_gap_then_a_valid_frame_is_corruption() -> None:
@@ -145,13 +151,13 @@ def test_zero_gap_then_a_valid_frame_is_corruption() -> None:
 
 def test_stop_index_stops_before() -> None:
     buf = image([b"a", b"b", b"c"])
-    status, end, count, *_ = native.scan(buf, START, 1, SALT, RMAX, 2)
+    status, _end, count, *_ = native.scan(buf, START, 1, SALT, RMAX, 2)
     assert (status, count) == (native.SCAN_LIMIT, 2)
 
 
 @given(st.binary(max_size=2000))
 def test_scan_of_random_bytes_never_crashes(junk: bytes) -> None:
-    status, end, count, *_ = native.scan(bytes(START) + junk, START, 1, SALT, RMAX)
+    status, end, _count, *_ = native.scan(bytes(START) + junk, START, 1, SALT, RMAX)
     assert status in (native.SCAN_CLEAN, native.SCAN_TORN, native.SCAN_CORRUPT)
     assert START <= end <= START + len(junk)
 

@@ -164,8 +164,12 @@ def _scan_segment(
             f"segment file is {seg.file_bytes} bytes but its header says "
             f"{header.segment_bytes} (a truncated or extended file)"
         )
+    image: mmap.mmap | bytes = seg.image
+    if seg.short_of:
+        # Scan it as it will be once opening restores the size: the missing bytes are zeros.
+        image = seg.image[:] + bytes(seg.short_of - seg.file_bytes)
     status, end, count, offsets, reason, next_valid, data_end = native.scan(
-        seg.image, SEGMENT_HEADER_BYTES, seg.first, meta.salt, record_bytes_max, stop
+        image, SEGMENT_HEADER_BYTES, seg.first, meta.salt, record_bytes_max, stop
     )
     seg.status, seg.end, seg.count, seg.offsets = status, end, count, offsets
     seg.reason, seg.next_valid, seg.data_end = reason, next_valid, data_end
