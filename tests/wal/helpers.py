@@ -57,6 +57,7 @@ class FaultyOps(OsFileOps):
         self.fail_fsync_dir = False
         self.enospc_write_after: int | None = None
         self.gate: threading.Event | None = None
+        self.gate_timeout_s = 10.0
         self.on_fdatasync: Callable[[], None] | None = None
         self._lock = threading.Lock()
 
@@ -76,7 +77,7 @@ class FaultyOps(OsFileOps):
 
     def fdatasync(self, fd: int) -> None:
         if self.gate is not None:
-            self.gate.wait(30)
+            self.gate.wait(self.gate_timeout_s)
         with self._lock:
             self.fdatasyncs += 1
             n = self.fdatasyncs

@@ -401,8 +401,8 @@ class WAL:
         except BaseException:
             seg.release(self._ops)
             raise
-        self._ops.close(old.fd)
-        old.fd = -1
+        # old.fd stays open until the segment is released: a group-commit syncer may still be
+        # running fdatasync on it outside the io lock.
         self._segments.append(seg)
         self._firsts.append(first)
 
@@ -469,10 +469,10 @@ class WAL:
             if seg.write_pos * 2 >= seg.size:
                 self._start_prealloc()
 
-    def _datasync_locked(self) -> None:
+    def _datasync(self, seg: _Segment) -> None:
+        """fdatasync one segment (the caller holds the sync token, not necessarily io_lock)."""
         if self.sync_policy == "none":
             return
-        seg = self._segments[-1]
         try:
             self._ops.fdatasync(seg.fd)
         except OSError as exc:
@@ -503,8 +503,13 @@ class WAL:
                 if self._failure is None:
                     self._flush_locked()
                     target = self._flushed_next - 1
-                    self._datasync_locked()
-                    synced = target
+                    seg = self._segments[-1]
+            # The fdatasync runs without io_lock, so appenders that fill the buffer meanwhile
+            # only wait for a page-cache write, never for the disk. Segments (and their fds)
+            # are only released by holders of the sync token, which this thread holds.
+            if self._failure is None:
+                self._datasync(seg)
+                synced = target
         finally:
             with cond:
                 self._syncing = False
@@ -514,6 +519,20 @@ class WAL:
         if self._failure is not None:
             raise self._failure.with_traceback(None)
         return self._synced_index
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the sync token: no group-commit fdatasync runs until the block ends."""
+        with self._cond:
+            while self._syncing:
+                self._cond.wait()
+            self._syncing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._syncing = False
+                self._cond.notify_all()
 
     def _append_always(self, data: Buffer, index: int = 0) -> int:
         assigned: int = self._fb.append(data, index)
@@ -667,7 +686,7 @@ class WAL:
         recorded in the meta file first and completed by recovery.
         """
         self._check_usable()
-        with self._io_lock:
+        with self._exclusive(), self._io_lock:
             last = self.last_index
             if not self._first_index - 1 <= index <= last:
                 raise WALIndexError(
@@ -718,7 +737,7 @@ class WAL:
         if index <= self._first_index:
             return
         self.sync()
-        with self._io_lock:
+        with self._exclusive(), self._io_lock:
             try:
                 self._compact_locked(index)
             except OSError as exc:
@@ -741,10 +760,6 @@ class WAL:
             except BaseException:
                 seg.release(self._ops)
                 raise
-            old = self._segments[-1]
-            if old.fd >= 0:
-                self._ops.close(old.fd)
-                old.fd = -1
             self._segments.append(seg)
             self._firsts.append(index)
             drop = len(self._segments) - 1
@@ -776,7 +791,7 @@ class WAL:
                 self._sync_through(self._fb.next_index - 1)
             except WALError as exc:
                 error = exc
-        with self._io_lock:
+        with self._exclusive(), self._io_lock:
             self._closed = True
             if self._failure is None:
                 self._fb.fail(WALClosedError(f"WAL {self.directory} is closed; open it again"))
