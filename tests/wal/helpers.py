@@ -91,3 +91,17 @@ class FaultyOps(OsFileOps):
         if self.fail_fsync_dir:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         super().fsync_dir(path)
+
+
+class NoSyncOps(OsFileOps):
+    """OsFileOps without fsyncs: for tests of recovery logic that run thousands of opens (the
+    kill -9 and fault tests prove durability with the real syncs)."""
+
+    def fdatasync(self, fd: int) -> None:
+        return None
+
+    def fsync(self, fd: int) -> None:
+        return None
+
+    def fsync_dir(self, path: str) -> None:
+        return None

@@ -129,8 +129,8 @@ def _lock_directory(directory: str) -> int:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    # Fixed width, so no truncate is needed (on ext4 truncating a file to 0 forces a flush).
+    os.pwrite(fd, f"{os.getpid():>20}\n".encode(), 0)
     return fd
 
 
