@@ -254,3 +254,22 @@ def test_model(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, ob
     finally:
         wal.close()
     assert os.path.exists(directory / META_NAME)
+
+
+def test_waiting_for_a_truncated_record_raises_instead_of_hanging(tmp_path: Path) -> None:
+    with open_small(tmp_path) as wal:
+        wal.append_batch([b"a", b"b", b"c"])
+        wal.truncate_after(1)
+        with pytest.raises(WALIndexError, match="does not exist"):
+            wal._sync_through(3)
+        with pytest.raises(WALIndexError, match="was not appended"):
+            wal.wait_durable(3)
+        wal.wait_durable(1)
+
+
+def test_append_batch_checks_every_record_first(tmp_path: Path) -> None:
+    with open_small(tmp_path) as wal:
+        too_big = bytes(SMALL["record_bytes_max"] + 1)
+        with pytest.raises(RecordTooLargeError, match="record 1 of the batch"):
+            wal.append_batch([b"ok", too_big])
+        assert wal.last_index == 0

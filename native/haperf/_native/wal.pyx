@@ -429,23 +429,45 @@ cdef class FrameBuffer:
         return out
 
     def append_batch(self, list items, uint64_t index=0):
-        """Frame every record of `items` in order; return the last index (contiguous indexes).
+        """Frame every record of `items` in order; return the last index.
 
-        With `index`, the first record must get that index. An error part way leaves the
-        records before it appended (their indexes are assigned) and raises.
+        Every record is checked against record_bytes_max before any is appended (all or
+        nothing). A batch that fits in the buffer is framed in one piece under the GIL, so its
+        indexes are contiguous even with other threads appending; a larger one is framed in
+        pieces, between which other threads' records can land. With `index`, the first record
+        must get that index.
         """
-        cdef Py_ssize_t i, n = PyList_GET_SIZE(items)
+        cdef tuple records = tuple(items)
+        cdef Py_ssize_t i, n = len(records)
+        cdef Py_ssize_t total = 0, size
         cdef object item
         cdef uint64_t last = 0
         cdef Py_buffer view
         if n == 0:
             raise ValueError("append_batch needs at least one record")
+        for i in range(n):
+            item = records[i]
+            if PyBytes_CheckExact(item):
+                size = PyBytes_GET_SIZE(item)
+            else:
+                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                size = view.len
+                PyBuffer_Release(&view)
+            if size > self.record_bytes_max:
+                raise RecordTooLargeError(
+                    f"record {i} of the batch is {size} bytes, above record_bytes_max="
+                    f"{self.record_bytes_max}; nothing of the batch was appended")
+            total += frame_bytes(size)
+        if self.failure is not None:
+            raise self.failure.with_traceback(None)
+        if total <= self.cap and self.cap - self.used < total:
+            self._make_room(total)
         if index != 0 and index != self.next_idx:
             raise WALIndexError(
                 f"append of index {index}, but the next index is {self.next_idx} "
                 "(appends are contiguous; truncate_after() first to overwrite)")
         for i in range(n):
-            item = <object>PyList_GET_ITEM(items, i)
+            item = records[i]
             if PyBytes_CheckExact(item):
                 last = self._put(<const unsigned char*>PyBytes_AS_STRING(item),
                                  PyBytes_GET_SIZE(item), 0)

@@ -22,7 +22,7 @@ from typing import Any
 
 from typing_extensions import Buffer
 
-from haperf.errors import WALError
+from haperf.errors import WALError, WALIndexError
 from haperf.wal.log import WAL
 
 # Waiters queued beyond this many make append_durable wait for room first (backpressure).
@@ -87,6 +87,14 @@ class AsyncWAL:
             index, fut = waiters.popleft()
             if not fut.done():
                 fut.set_result(index)
+        last = self.wal.last_index
+        while waiters and waiters[-1][0] > last:
+            # truncate_after removed these records before any sync covered them.
+            index, fut = waiters.pop()
+            if not fut.done():
+                fut.set_exception(
+                    WALIndexError(f"record {index} was removed by truncate_after before it synced")
+                )
         if waiters:
             self._start_sync()
 

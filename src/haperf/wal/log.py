@@ -488,6 +488,11 @@ class WAL:
                     raise self._failure.with_traceback(None)
                 if self._synced_index >= index:
                     return self._synced_index
+                if index >= self._fb.next_index:
+                    raise WALIndexError(
+                        f"record {index} does not exist (any more): truncate_after removed it "
+                        f"before it became durable (last index {self._fb.next_index - 1})"
+                    )
                 if self._closed:
                     raise WALClosedError(f"WAL {self.directory} is closed")
                 if not self._syncing:
