@@ -158,3 +158,29 @@ def _small() -> dict[str, int]:
     from tests.wal.helpers import SMALL
 
     return dict(SMALL)
+
+
+def test_batches_from_concurrent_threads_stay_contiguous(tmp_path: Path) -> None:
+    """Each batch that fits the buffer gets contiguous indexes, whatever other threads do."""
+    wal = open_small(tmp_path, buffer_bytes=4096)
+    batches: list[tuple[int, list[bytes]]] = []
+    lock = threading.Lock()
+
+    def writer(t: int) -> None:
+        for n in range(30):
+            batch = [b"%d-%d-%d" % (t, n, k) for k in range(1 + (t + n) % 9)]
+            last = wal.append_batch(batch)
+            with lock:
+                batches.append((last, batch))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wal.sync()
+    for last, batch in batches:
+        first = last - len(batch) + 1
+        assert [wal.read(i) for i in range(first, last + 1)] == batch
+    assert wal.last_index == sum(len(b) for _, b in batches)
+    wal.close()

@@ -211,6 +211,11 @@ class WAL:
         file_ops: FileOps | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
+        if os.name != "posix":
+            raise WALError(
+                "haperf.wal needs a POSIX system (flock, fdatasync, mmap); it is not supported "
+                f"on {os.name}"
+            )
         _check_config(
             sync_policy=sync_policy,
             segment_bytes=segment_bytes,
