@@ -4,7 +4,10 @@ Owns the wal group. Records are 100 bytes. Floors (Python baselines on the same 
 raw_write_fdatasync (os.write of one record + os.fdatasync, on an O_APPEND file) and
 raw_joined_{64,256,1024} (b"".join of N records, one os.write, one os.fdatasync). Peers: sqlite3
 in WAL mode with synchronous=FULL (1 and N inserts per transaction) and lmdb with sync on
-(N puts per write transaction), each only when importable.
+(N puts per write transaction), each only when importable. The Python baselines are also
+listed as peers of the rows they bound: with --compare a peer is timed round-robin with the
+haperf row, so a burst of disk latency from a neighbour hits both alike, while a floor row is
+timed on its own, earlier (on a shared disk the interleaved ratio is the one to read).
 
 haperf rows: append_100B (buffered, no sync), append_sync_100B (sync_policy "always": append
 returns after fdatasync), group_{64,256,1024} (append_batch of N records + sync(); extra: p50 and
@@ -346,6 +349,7 @@ def _benchmarks() -> list[Benchmark]:
             _append_sync,
             floor="wal.raw_write_fdatasync",
             peers=(
+                Peer("raw write+fdatasync", _raw_fdatasync, note="the floor, interleaved"),
                 Peer("sqlite3 WAL FULL x1", _sqlite(1), note="1 insert per transaction"),
                 Peer("lmdb sync x1", _lmdb(1), note="1 put per write transaction"),
             ),
@@ -359,6 +363,7 @@ def _benchmarks() -> list[Benchmark]:
             _group(n),
             floor=f"wal.raw_joined_{n}",
             peers=(
+                Peer(f"raw joined x{n}", _raw_joined(n), note="the floor, interleaved"),
                 Peer(f"sqlite3 WAL FULL x{n}", _sqlite(n), note=f"{n} inserts per transaction"),
                 Peer(f"lmdb sync x{n}", _lmdb(n), note=f"{n} puts per write transaction"),
             ),
