@@ -241,3 +241,21 @@ def test_framebuffer_errors() -> None:
     assert fb2.append(memoryview(b"abc")) == 1 and fb2.append(bytearray(b"de")) == 2
     fb2.reset(50)
     assert fb2.pending_count == 0 and fb2.append(b"z") == 50
+
+
+def test_take_hands_out_the_buffer_without_copy_and_never_reuses_a_live_chunk() -> None:
+    fb = native.FrameBuffer(4096, 1024, 1, SALT, lambda: None)
+    fb.append(b"first")
+    got = fb.take(1 << 20, 0)
+    assert got is not None
+    first_chunk = got[0]
+    kept = bytes(first_chunk)
+    assert not isinstance(first_chunk, bytes)  # the buffer itself, no copy
+    assert memoryview(first_chunk).readonly
+    # While that chunk is alive, new frames never overwrite its memory.
+    for i in range(3):
+        fb.append(b"next-%d" % i)
+        got2 = fb.take(1 << 20, 0)
+        assert got2 is not None
+        assert bytes(first_chunk) == kept
+    assert bytes(first_chunk) == native.encode(b"first", 1, SALT)

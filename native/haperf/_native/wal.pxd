@@ -16,7 +16,9 @@ the preallocated tail of a segment is told apart from records. docs/wal.md has t
 FrameBuffer is the append path: records are framed into one malloc'd buffer and the file layer
 (haperf.wal) takes whole frames out of it in one piece. Invariants: `starts[0..count)` are the
 buffer offsets of the frames in [first_idx, next_idx), in order; `used` is the end of the
-last frame; a frame is never split; `failure`, once set, makes every append raise it.
+last frame; a frame is never split; `failure`, once set, makes every append raise it. `take`
+hands out the whole buffer without copying (as a _Chunk) and continues in `spare`; a buffer is
+only reused when no _Chunk of it is alive (`chunks_alive` == 0), otherwise take copies.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -35,6 +37,8 @@ cdef inline Py_ssize_t frame_bytes(Py_ssize_t payload_bytes) noexcept nogil:
 
 cdef class FrameBuffer:
     cdef unsigned char* buf
+    cdef unsigned char* spare
+    cdef Py_ssize_t chunks_alive
     cdef Py_ssize_t cap
     cdef Py_ssize_t used
     cdef uint32_t* starts

@@ -15,7 +15,13 @@ Invariants:
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_SIMPLE,
+    PyBUF_WRITABLE,
+    PyBuffer_FillInfo,
+    PyBuffer_Release,
+    PyObject_GetBuffer,
+)
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_CheckExact,
@@ -339,6 +345,44 @@ def read(object buf, Py_ssize_t offset, uint64_t index, uint32_t salt, uint32_t 
 
 
 @cython.final
+cdef class _Chunk:
+    """Read-only buffer over frames taken from a FrameBuffer, without a copy.
+
+    Keeps its FrameBuffer alive and counted in `chunks_alive`, so that memory is not reused
+    for new frames while this object exists.
+    """
+    cdef FrameBuffer owner
+    cdef unsigned char* data
+    cdef Py_ssize_t size
+
+    def __cinit__(self, FrameBuffer owner):
+        self.owner = owner
+        owner.chunks_alive += 1
+
+    def __dealloc__(self):
+        if self.owner is not None:
+            self.owner.chunks_alive -= 1
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("a WAL chunk is read-only")
+        PyBuffer_FillInfo(view, self, self.data, self.size, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
+
+    def __len__(self):
+        return self.size
+
+
+cdef inline _Chunk _new_chunk(FrameBuffer owner, unsigned char* data, Py_ssize_t size):
+    cdef _Chunk chunk = _Chunk(owner)
+    chunk.data = data
+    chunk.size = size
+    return chunk
+
+
+@cython.final
 cdef class FrameBuffer:
     """Frames appended records into one buffer; the file layer takes whole frames out.
 
@@ -359,9 +403,11 @@ cdef class FrameBuffer:
         if next_index < 1:
             raise ValueError("record indexes start at 1")
         self.buf = <unsigned char*>malloc(<size_t>capacity)
+        self.spare = <unsigned char*>malloc(<size_t>capacity)
+        self.chunks_alive = 0
         self.starts_capacity = capacity // FRAME_HEADER_BYTES + 1
         self.starts = <uint32_t*>malloc(<size_t>self.starts_capacity * sizeof(uint32_t))
-        if self.buf == NULL or self.starts == NULL:
+        if self.buf == NULL or self.spare == NULL or self.starts == NULL:
             raise MemoryError(f"cannot allocate a WAL buffer of {capacity} bytes")
         self.cap = capacity
         self.used = 0
@@ -375,6 +421,7 @@ cdef class FrameBuffer:
 
     def __dealloc__(self):
         free(self.buf)
+        free(self.spare)
         free(self.starts)
 
     cdef int _make_room(self, Py_ssize_t need) except -1:
@@ -489,6 +536,8 @@ cdef class FrameBuffer:
         cdef Py_ssize_t k, i, taken
         cdef uint32_t* offs
         cdef uint64_t first
+        cdef object chunk
+        cdef unsigned char* swap
         if self.count == 0:
             return None
         if self.used <= max_bytes:
@@ -507,7 +556,15 @@ cdef class FrameBuffer:
         first = self.first_idx
         if k == 0:
             return (b"", first, 0, b"")
-        chunk = PyBytes_FromStringAndSize(<const char*>self.buf, taken)
+        if k == self.count and self.chunks_alive == 0:
+            # Hand the buffer itself out and continue in the spare one: no copy. The spare is
+            # free because no chunk of it is alive (the file layer drops each after writing).
+            chunk = _new_chunk(self, self.buf, taken)
+            swap = self.buf
+            self.buf = self.spare
+            self.spare = swap
+        else:
+            chunk = PyBytes_FromStringAndSize(<const char*>self.buf, taken)
         offsets = PyBytes_FromStringAndSize(NULL, k * sizeof(uint32_t))
         offs = <uint32_t*>PyBytes_AS_STRING(offsets)
         for i in range(k):

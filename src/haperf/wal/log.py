@@ -471,6 +471,9 @@ class WAL:
             seg.offsets.frombytes(offsets)
             seg.write_pos += len(chunk)
             self._flushed_next = first + count
+            # Drop the chunk now: it may be the framing buffer itself, handed out without a
+            # copy, and the buffer is only reused once no chunk of it is alive.
+            del got, chunk
             if seg.write_pos * 2 >= seg.size:
                 self._start_prealloc()
 
