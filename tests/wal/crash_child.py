@@ -34,6 +34,9 @@ def main() -> None:
             out.flush()
 
     policy = "always" if mode == "always" else "group"
+    if mode == "recover":
+        out.write("opening\n")  # the parent times its kill from here, into the recovery
+        out.flush()
     wal = WAL(directory, sync_policy=policy, segment_bytes=SEGMENT_BYTES, record_bytes_max=1024)
     if mode == "recover":
         wal.close()

@@ -82,9 +82,13 @@ def test_acknowledged_records_survive_kill_9(tmp_path: Path, mode: str) -> None:
             acked[index] = (tid, n)
         for _ in range(RECOVERY_KILLS):
             child = spawn(tmp_path, seed, "recover")
-            time.sleep(rng.uniform(0.0, 0.15))
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"opening\n"
+            # Recovery of this log takes milliseconds: kill somewhere inside it (or just after).
+            time.sleep(rng.uniform(0.0, 0.01))
             child.send_signal(signal.SIGKILL)
             child.wait(CHILD_WAIT_S)
+            child.stdout.close()
     assert acked, "the child never acknowledged a record"
     print(f"{len(acked)} acknowledged records, last {max(acked)}")
     with WAL(tmp_path, segment_bytes=SEGMENT_BYTES, record_bytes_max=1024) as wal:
