@@ -234,8 +234,13 @@ def _async_writers() -> Op:
         loop.run_until_complete(awal.close())
 
     return _owned(
-        Op(round_of_writers, (ASYNC_WRITERS,), is_async=True, ops_per_call=ASYNC_WRITERS,
-           extra=extra),
+        Op(
+            round_of_writers,
+            (ASYNC_WRITERS,),
+            is_async=True,
+            ops_per_call=ASYNC_WRITERS,
+            extra=extra,
+        ),
         tmp,
         close,
     )
