@@ -249,7 +249,10 @@ class WAL:
         self._prealloc_error: OSError | None = None
         self._interval_thread: threading.Thread | None = None
         self._stop = threading.Event()
-        os.makedirs(self.directory, exist_ok=True)
+        if not os.path.isdir(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
+            # The new directory's own entry must survive a crash too.
+            self._ops.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
         self._lock_fd = _lock_directory(self.directory)
         try:
             self._open(first_index, buffer_bytes)
