@@ -184,3 +184,40 @@ def test_batches_from_concurrent_threads_stay_contiguous(tmp_path: Path) -> None
         assert [wal.read(i) for i in range(first, last + 1)] == batch
     assert wal.last_index == sum(len(b) for _, b in batches)
     wal.close()
+
+
+def test_readers_see_every_appended_record_while_writers_run(tmp_path: Path) -> None:
+    """Reads race with appends, buffer flushes and segment rolls and always see the record."""
+    wal = open_small(tmp_path, buffer_bytes=4096)
+    written: dict[int, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    mismatches: list[int] = []
+
+    def writer(t: int) -> None:
+        for n in range(150):
+            data = b"%d:%d:" % (t, n) + bytes(n % 200)
+            index = wal.append_durable(data) if n % 10 == 0 else wal.append(data)
+            with lock:
+                written[index] = data
+
+    def reader() -> None:
+        while not stop.is_set():
+            with lock:
+                items = list(written.items())[-50:]
+            for index, data in items:
+                if wal.read(index) != data:
+                    mismatches.append(index)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert mismatches == []
+    assert sorted(written) == list(range(1, 601))
+    wal.close()
