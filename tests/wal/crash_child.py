@@ -4,11 +4,16 @@ Run as `python crash_child.py DIR SEED MODE`. MODE is one of:
 - always: append under sync_policy="always" (each append durable on return), ack each;
 - batch: append_batch of 1..40 records then sync(), ack the batch;
 - threads: 4 threads calling append_durable (group commit), each ack printed as it returns;
+- raft: batches appended at explicit indexes then sync(), and now and then truncate_after(i)
+  (a Raft log conflict), announced as "T? i" before the call and acknowledged as "T i" once it
+  returned;
 - recover: only open the WAL (recovery) and close it, so the parent can kill recovery.
 Each ack line is "INDEX TID N": record INDEX holds record_payload(SEED, TID, N). A line is
-printed only after the call that made the record durable returned, and flushed at once.
+printed only after the call that made the record (or truncation) durable returned, and flushed
+at once.
 """
 
+import os
 import random
 import sys
 import threading
@@ -47,6 +52,25 @@ def main() -> None:
         while True:
             n += 1
             ack(wal.append(record_payload(seed, 0, n)), 0, n)
+    elif mode == "raft":
+        unique = random.Random(f"{seed}:{os.getpid()}")
+        while True:
+            last = wal.last_index
+            if last > wal.first_index and rng.random() < 0.15:
+                at = rng.randrange(max(wal.first_index - 1, last - 40), last)
+                with lock:
+                    out.write(f"T? {at}\n")  # records after `at` may vanish from here on
+                    out.flush()
+                wal.truncate_after(at)
+                with lock:
+                    out.write(f"T {at}\n")
+                    out.flush()
+                continue
+            ns = [unique.getrandbits(40) for _ in range(rng.randrange(1, 21))]
+            end = wal.append_batch([record_payload(seed, 0, k) for k in ns], last + 1)
+            wal.sync()
+            for i, k in enumerate(ns):
+                ack(end - len(ns) + 1 + i, 0, k)
     elif mode == "batch":
         while True:
             count = rng.randrange(1, 41)
