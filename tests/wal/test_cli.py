@@ -83,3 +83,25 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     out = haperf("inspect", str(tmp_path))
     assert out.returncode == 2 and "holds no haperf WAL" in out.stderr
     assert haperf().returncode == 2
+
+
+def test_torn_tail_is_reported_as_sound_and_repaired_like_open(tmp_path: Path) -> None:
+    make_log(tmp_path, 50)
+    last = segment_files(tmp_path)[-1]
+    with open_small(tmp_path) as wal:
+        tail = wal._segments[-1].offsets[-1]
+    with open(last, "r+b") as f:
+        f.seek(tail + 3)
+        f.write(b"\xff\xff")
+    out = haperf("inspect", str(tmp_path))
+    assert (
+        out.returncode == 0
+        and "torn tail" in out.stdout
+        and "opening the WAL truncates" in out.stdout
+    )
+    out = haperf("repair", str(tmp_path), "--yes")
+    assert out.returncode == 0 and "repaired: records 1..49" in out.stdout
+    (backup,) = tmp_path.glob("repair-*")  # the torn bytes are kept too
+    (kept,) = backup.iterdir()
+    assert kept.name == f"{last.name}.from-{tail}" and kept.read_bytes()
+    assert "torn tail" not in haperf("verify", str(tmp_path)).stdout

@@ -20,7 +20,13 @@ from haperf.errors import ConfigError, WALLockedError
 from haperf.wal.files import OsFileOps
 from haperf.wal.format import META_NAME
 from haperf.wal.log import _lock_directory
-from haperf.wal.recovery import DirScan, apply_open, repair, scan_directory
+from haperf.wal.recovery import (
+    DirScan,
+    apply_open,
+    repair,
+    save_torn_tail,
+    scan_directory,
+)
 
 EXIT_OK = 0
 EXIT_CORRUPT = 1
@@ -129,16 +135,17 @@ def _repair(directory: str, yes: bool) -> int:
             if not yes:
                 print("dry run: nothing changed; run again with --yes to truncate the log here")
                 return EXIT_CORRUPT
-            ops = OsFileOps()
-            backup = repair(scan, ops)
-            if backup is not None:
-                print(f"truncated; removed bytes are kept in {backup}")
+            backup = repair(scan, OsFileOps())
         finally:
             scan.close()
-        # Then what opening does: torn tail, leftovers, pending truncation.
+        # Then what opening does (torn tail, leftovers, pending truncation), keeping a copy
+        # of the torn bytes too.
         again = scan_directory(directory, native.RECORD_BYTES_LIMIT)
         try:
+            backup = save_torn_tail(again, backup)
             apply_open(again, OsFileOps())
+            if backup is not None:
+                print(f"truncated; removed bytes are kept in {backup}")
             print(f"repaired: records {again.first_index}..{again.last_index}")
         finally:
             again.close()

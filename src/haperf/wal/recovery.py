@@ -394,11 +394,10 @@ def repair(scan: DirScan, ops: FileOps) -> str | None:
     meta = scan.meta
     if meta is None:
         raise CorruptionError(f"cannot repair: {damage.message()}")
-    backup = os.path.join(scan.directory, f"repair-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    os.makedirs(backup, exist_ok=False)
     keep = damage.position if damage.offset is None else damage.position + 1
     if keep == 0:
         raise CorruptionError(f"cannot repair: no usable prefix. {damage.message()}")
+    backup = new_backup_dir(scan.directory)
     cut: SegmentScan = scan.segments[keep - 1]
     offset = damage.offset if damage.offset is not None else cut.end
     if cut.image is not None and offset < cut.data_end:
@@ -427,6 +426,29 @@ def repair(scan: DirScan, ops: FileOps) -> str | None:
         backup,
     )
     cut_segment_tail(ops, cut, offset)
+    return backup
+
+
+def new_backup_dir(directory: str) -> str:
+    """Create DIR/repair-<time>-<pid>/ for bytes a repair removes."""
+    backup = os.path.join(directory, f"repair-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.makedirs(backup, exist_ok=True)
+    return backup
+
+
+def save_torn_tail(scan: DirScan, backup: str | None) -> str | None:
+    """Copy the bytes a torn-tail truncation will zero into the backup directory (made if
+    needed); return the backup directory, or `backup` unchanged when there is no torn tail."""
+    if scan.torn is None or not scan.segments:
+        return backup
+    last = scan.segments[-1]
+    if last.image is None or last.end >= last.data_end:
+        return backup
+    backup = backup or new_backup_dir(scan.directory)
+    with open(os.path.join(backup, f"{os.path.basename(last.path)}.from-{last.end}"), "wb") as f:
+        f.write(last.image[last.end : last.data_end])
+        f.flush()
+        os.fsync(f.fileno())
     return backup
 
 
