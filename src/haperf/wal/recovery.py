@@ -23,6 +23,7 @@ import mmap
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from haperf._native import wal as native
@@ -41,6 +42,8 @@ from haperf.wal.format import (
 
 log = logging.getLogger("haperf.wal")
 
+# Segments scanned at once when opening (the scan runs without the GIL).
+RECOVERY_THREADS_MAX = 4
 # Zero-filling writes at most this much per pwrite call.
 ZERO_CHUNK_BYTES = 1 << 20
 
@@ -250,37 +253,25 @@ def scan_directory(directory: str, record_bytes_max: int) -> DirScan:
             f"{kept[0][0]} (a segment is missing)",
         )
         return result
-    for pos, (first, path) in enumerate(kept):
-        seg = SegmentScan(first, path, 0)
-        result.segments.append(seg)
-        is_last = pos == len(kept) - 1
-        stop = meta.truncate_limit if (is_last and meta.truncate_limit is not None) else None
-        problem = _scan_segment(
-            seg, meta, record_bytes_max, stop if stop is not None else 2**64 - 1, is_last
-        )
-        if problem is not None:
-            result.corruption = Damage(pos, path, None, first, problem)
-            return result
-        if pos > 0:
-            prev = result.segments[pos - 1]
-            if prev.last + 1 != first:
-                result.corruption = Damage(
-                    pos,
-                    path,
-                    None,
-                    prev.last + 1,
-                    f"the previous segment ends at index {prev.last} but this one starts at "
-                    f"{first} (a segment is missing, truncated or swapped)",
-                )
-                return result
-        if seg.status in (native.SCAN_CLEAN, native.SCAN_LIMIT):
+    segments = [SegmentScan(first, path, 0) for first, path in kept]
+    problems = _scan_all(segments, meta, record_bytes_max)
+    result.segments = segments
+    for pos, seg in enumerate(segments):
+        damage = _check_segment(segments, pos, problems[pos])
+        if damage is None:
             continue
-        damage = Damage(pos, path, seg.end, seg.first + seg.count, _damage_text(seg))
-        if is_last and seg.status == native.SCAN_TORN:
+        if (
+            pos == len(segments) - 1
+            and seg.status == native.SCAN_TORN
+            and damage.offset is not None
+        ):
             result.torn = damage
-        else:
-            result.corruption = damage
-            return result
+            continue
+        result.corruption = damage
+        for later in segments[pos + 1 :]:
+            later.close()
+        del segments[pos + 1 :]
+        return result
     if result.last_index < meta.first_index - 1 or result.segments[-1].last < meta.first_index - 1:
         last = result.segments[-1]
         result.corruption = Damage(
@@ -291,6 +282,43 @@ def scan_directory(directory: str, record_bytes_max: int) -> DirScan:
             f"the log ends at index {last.last} but its first index is {meta.first_index}",
         )
     return result
+
+
+def _scan_all(segments: list[SegmentScan], meta: Meta, record_bytes_max: int) -> list[str | None]:
+    """Scan every segment, several at once (the native scan releases the GIL)."""
+    last = len(segments) - 1
+
+    def work(pos: int) -> str | None:
+        limit = meta.truncate_limit if pos == last else None
+        stop = limit if limit is not None else 2**64 - 1
+        return _scan_segment(segments[pos], meta, record_bytes_max, stop, pos == last)
+
+    workers = min(RECOVERY_THREADS_MAX, os.cpu_count() or 1, len(segments))
+    if workers <= 1:
+        return [work(pos) for pos in range(len(segments))]
+    with ThreadPoolExecutor(workers, thread_name_prefix="haperf-wal-recovery") as pool:
+        return list(pool.map(work, range(len(segments))))
+
+
+def _check_segment(segments: list[SegmentScan], pos: int, problem: str | None) -> Damage | None:
+    """The damage of segment `pos` (header, chaining with the previous one, frames), if any."""
+    seg = segments[pos]
+    if problem is not None:
+        return Damage(pos, seg.path, None, seg.first, problem)
+    if pos > 0:
+        prev = segments[pos - 1]
+        if prev.last + 1 != seg.first:
+            return Damage(
+                pos,
+                seg.path,
+                None,
+                prev.last + 1,
+                f"the previous segment ends at index {prev.last} but this one starts at "
+                f"{seg.first} (a segment is missing, truncated or swapped)",
+            )
+    if seg.status in (native.SCAN_CLEAN, native.SCAN_LIMIT):
+        return None
+    return Damage(pos, seg.path, seg.end, seg.first + seg.count, _damage_text(seg))
 
 
 def zero_range(ops: FileOps, fd: int, start: int, end: int) -> None:
