@@ -130,6 +130,6 @@ class Meta:
             raise CorruptionError(f"{where}: meta file checksum mismatch")
         if version != FORMAT_VERSION:
             raise CorruptionError(f"{where}: meta format version {version} is not supported")
-        if salt != log_id & 0xFFFFFFFF or first < 1 or last < 1:
+        if salt != log_id & 0xFFFFFFFF or first < 1 or last < 1 or any(data[_META.size + 4 :]):
             raise CorruptionError(f"{where}: meta file fields are inconsistent")
         return Meta(log_id, first, last, limit if flags & META_FLAG_LIMIT else None)
