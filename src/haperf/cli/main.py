@@ -12,6 +12,8 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench, detect
+from haperf.cli import bench
+from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
 
 EXIT_OK = 0
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench.add_parser(commands)
     detect.add_parser(commands)
+    wal_cmd.add_parser(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ SUITES = (
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.phi",
     "haperf.bench.suites.raft",
+    "haperf.bench.suites.wal",
 )
 
 _loaded = False
