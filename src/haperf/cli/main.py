@@ -12,7 +12,6 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench, detect
-from haperf.cli import bench
 from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
 
