@@ -73,4 +73,5 @@ cdef class FrameReader:
     cdef object _failure
 
     cdef int _start_frame(self, const unsigned char* p, Py_ssize_t have, Py_ssize_t length) except -1
+    cdef list _guarded(self, object data, bint borrow)
     cdef list _feed(self, object data, bint borrow)

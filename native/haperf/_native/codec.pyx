@@ -843,7 +843,7 @@ cdef class FrameReader:
         """
         return self._guarded(data, True)
 
-    def _guarded(self, data, bint borrow):
+    cdef list _guarded(self, object data, bint borrow):
         if self._failure is not None:
             raise FrameMalformedError(
                 f"this FrameReader already failed ({self._failure}); the stream has lost its "
