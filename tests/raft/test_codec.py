@@ -179,8 +179,12 @@ def test_conf_id_lists_are_bounded_and_typed() -> None:
 
 
 def test_encode_rejects_wrong_object_types() -> None:
+    for fn in (codec.encode, codec.encoded_size, codec.encode_many):
+        for bad in (b"not a message", None, m.Entry()):
+            with pytest.raises(TypeError, match=r"raftmsg\.Message"):
+                fn([bad] if fn is codec.encode_many else bad)  # type: ignore[operator]
     with pytest.raises(TypeError, match=r"raftmsg\.Message"):
-        codec.encode(b"not a message")  # type: ignore[arg-type]
+        codec.encode_into(None, bytearray())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"entries\[1\] must be a raftmsg.Entry"):
         codec.encode(m.Message(m.MSG_APP, entries=[m.Entry(), b"raw"]))  # type: ignore[list-item]
     with pytest.raises(TypeError):

@@ -222,6 +222,8 @@ cdef int _plan(Message msg, _Plan* pl) except -1:
     cdef SnapshotMeta snap
     cdef ConfState conf
     memset(pl, 0, sizeof(_Plan))
+    if msg is None:
+        raise TypeError("expected a raftmsg.Message, got None")
     if msg.type < _MSG_TYPE_FIRST or msg.type > _MSG_TYPE_LAST:
         raise UnknownMessageTypeError(
             f"cannot encode message type {msg.type}: known types are "
@@ -395,6 +397,7 @@ cdef bytes encode_message(Message msg):
     cdef _Plan pl
     cdef bytes out
     cdef Py_ssize_t written
+    memset(&pl, 0, sizeof(_Plan))
     try:
         _plan(msg, &pl)
         out = PyBytes_FromStringAndSize(NULL, pl.size)
@@ -420,6 +423,7 @@ def encode(msg):
 def encoded_size(msg):
     """Bytes encode(msg) would return, computed without encoding (same checks as encode)."""
     cdef _Plan pl
+    memset(&pl, 0, sizeof(_Plan))  # released in `finally` even if _plan never runs
     try:
         _plan(_as_message(msg), &pl)
         return pl.size
@@ -431,6 +435,7 @@ def encode_into(msg, bytearray buf):
     """Append the frame of `msg` to `buf` (resized once) and return the number of bytes added."""
     cdef _Plan pl
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
+    memset(&pl, 0, sizeof(_Plan))  # released in `finally` even if _plan never runs
     try:
         _plan(_as_message(msg), &pl)
         PyByteArray_Resize(buf, old + pl.size)
