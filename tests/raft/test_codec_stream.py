@@ -38,6 +38,25 @@ def test_random_split_points_yield_every_message_in_order(
     assert reader.pending_bytes == 0
 
 
+@given(st.lists(messages(), min_size=1, max_size=4), st.data())
+def test_random_splits_of_mutable_chunks_through_both_feeds(
+    msgs: list[m.Message], data: st.DataObject
+) -> None:
+    stream = codec.encode_many(msgs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    pieces = [bytearray(stream[a:b]) for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    copied, borrowed = codec.FrameReader(), codec.FrameReader()
+    out_copied: list[m.Message] = []
+    out_borrowed: list[m.Message] = []
+    for piece in pieces:
+        out_copied += copied.feed(piece)
+        out_borrowed += borrowed.feed_borrowed(memoryview(piece))
+    assert out_copied == msgs and out_borrowed == msgs
+    for piece in pieces:
+        piece[:] = bytes(len(piece))  # feed() copied: its messages do not change
+    assert out_copied == msgs
+
+
 def test_byte_by_byte_feeding() -> None:
     msgs = list(samples().values())
     stream = codec.encode_many(msgs)
