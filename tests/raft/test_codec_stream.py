@@ -6,6 +6,9 @@ that feed() copies mutable input, that a failed reader refuses further input, an
 constructor's bounds.
 """
 
+import struct
+import tracemalloc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -174,3 +177,41 @@ def test_reader_settings_are_visible() -> None:
     assert isinstance(out.entries[0].data, memoryview)
     with pytest.raises(ConfigError, match="copy_bytes_max"):
         codec.FrameReader(copy_bytes_max=-1)
+
+
+def test_a_bare_header_cannot_make_the_reader_allocate_much() -> None:
+    frame = codec.encode(m.Message(m.MSG_SNAP, snap_data=bytes(64)))
+    head = frame[:4] + struct.pack("<I", 60 << 20) + frame[8:12]  # announces 60 MiB
+    reader = codec.FrameReader()
+    tracemalloc.start()
+    try:
+        assert reader.feed(head) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reader.pending_bytes == 12
+    assert peak < 2 * codec.FRAME_PREALLOC_SIZE_MAX, peak
+
+
+def test_a_large_frame_grows_with_what_arrives_and_decodes() -> None:
+    data = bytes(range(256)) * (3 * 4096)  # 3 MiB, above FRAME_PREALLOC_SIZE_MAX
+    msg = m.Message(m.MSG_SNAP, to=3, frm=1, term=2, snap_data=data, snap_done=True)
+    frame = codec.encode(msg)
+    assert len(frame) > codec.FRAME_PREALLOC_SIZE_MAX
+    reader = codec.FrameReader()
+    chunk = 65536
+    tracemalloc.start()
+    try:
+        assert reader.feed(frame[:chunk]) == []
+        assert reader.feed(frame[chunk : 2 * chunk]) == []
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * chunk, held
+    assert reader.pending_bytes == 2 * chunk
+    out: list[m.Message] = []
+    for start in range(2 * chunk, len(frame), chunk):
+        out += reader.feed(frame[start : start + chunk])
+    assert out == [msg] and reader.pending_bytes == 0
+    owner = out[0].snap_data.obj
+    assert type(owner) is bytes and len(owner) == len(frame)

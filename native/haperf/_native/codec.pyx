@@ -19,7 +19,12 @@ Invariants:
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_FromStringAndSize,
+    PyByteArray_GET_SIZE,
+    PyByteArray_Resize,
+)
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_CheckExact,
@@ -100,6 +105,7 @@ CONTEXT_SIZE_MAX = CONTEXT_BYTES_MAX
 CONF_IDS_PER_LIST_MAX = CONF_IDS_MAX
 SNAP_DATA_SIZE_MAX = SNAP_DATA_BYTES_MAX
 COPY_SIZE_MAX = COPY_BYTES_MAX
+FRAME_PREALLOC_SIZE_MAX = FRAME_PREALLOC_BYTES_MAX
 
 # Message types this version knows (raftmsg.MsgType); entry types likewise (raftmsg.EntryType).
 cdef enum:
@@ -803,7 +809,8 @@ cdef class FrameReader:
     `feed(data)` returns the messages completed by `data`, in order, and keeps the bytes of an
     unfinished frame. A header announcing more than `frame_bytes_max` bytes raises
     FrameTooLargeError at once, before anything is buffered; so at most `frame_bytes_max` bytes
-    are ever held. After any CodecError the stream has lost its framing: the reader refuses
+    are ever held. A frame of up to FRAME_PREALLOC_SIZE_MAX bytes gets its whole buffer when its
+    header arrives; a larger one grows with the bytes received. After any CodecError the stream has lost its framing: the reader refuses
     further input (close the connection; Raft retransmits).
     """
 
@@ -865,12 +872,27 @@ cdef class FrameReader:
             raise
 
     cdef int _start_frame(self, const unsigned char* p, Py_ssize_t have, Py_ssize_t length) except -1:
-        # Exactly the frame's size, filled in place: the finished frame is decoded from this
-        # bytes object without another copy. Nobody else holds it until it is complete.
-        self._frame = PyBytes_FromStringAndSize(NULL, length)
-        memcpy(PyBytes_AS_STRING(self._frame), p, <size_t>have)
+        if length <= FRAME_PREALLOC_BYTES_MAX:
+            # Exactly the frame's size, filled in place: the finished frame is decoded from this
+            # bytes object without another copy. Nobody else holds it until it is complete.
+            self._frame = PyBytes_FromStringAndSize(NULL, length)
+        else:
+            # A large frame grows with the bytes that really arrive (one more copy at the end),
+            # so a bare header cannot make the reader allocate up to frame_bytes_max.
+            self._frame = PyByteArray_FromStringAndSize(NULL, 0)
         self._frame_len = length
-        self._filled = have
+        self._filled = 0
+        self._append(p, have)
+        return 0
+
+    cdef int _append(self, const unsigned char* p, Py_ssize_t take) except -1:
+        cdef object frame = self._frame
+        if PyBytes_CheckExact(frame):
+            memcpy(PyBytes_AS_STRING(frame) + self._filled, p, <size_t>take)
+        else:
+            PyByteArray_Resize(frame, self._filled + take)
+            memcpy(PyByteArray_AS_STRING(frame) + self._filled, p, <size_t>take)
+        self._filled += take
         return 0
 
     cdef list _feed(self, object data, bint borrow):
@@ -893,11 +915,13 @@ cdef class FrameReader:
             while pos < n:
                 if self._frame is not None:
                     take = min(n - pos, self._frame_len - self._filled)
-                    memcpy(PyBytes_AS_STRING(self._frame) + self._filled, p + pos, <size_t>take)
-                    self._filled += take
+                    self._append(p + pos, take)
                     pos += take
                     if self._filled == self._frame_len:
                         frame = self._frame
+                        if not PyBytes_CheckExact(frame):
+                            frame = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(frame),
+                                                              self._filled)
                         length = self._frame_len
                         self._frame = None
                         self._frame_len = 0

@@ -18,6 +18,7 @@ CONTEXT_SIZE_MAX: Final[int]
 CONF_IDS_PER_LIST_MAX: Final[int]
 SNAP_DATA_SIZE_MAX: Final[int]
 COPY_SIZE_MAX: Final[int]
+FRAME_PREALLOC_SIZE_MAX: Final[int]
 FIELD_BITS: Final[dict[str, int]]
 
 def encode(msg: Message) -> bytes: ...
