@@ -290,6 +290,9 @@ cdef int _plan(Message msg, _Plan* pl) except -1:
             if pl.entries[i].view.len > ENTRY_BYTES_MAX:
                 _too_large(f"msg.entries[{i}] data length", pl.entries[i].view.len, ENTRY_BYTES_MAX)
             payload += pl.entries[i].view.len
+            if payload > FRAME_BYTES_MAX:
+                # Checked per entry so the running sum stays small on any Py_ssize_t width.
+                _too_large(f"frame size (entries 0..{i} alone)", payload, FRAME_BYTES_MAX)
         fields |= _F_ENTRIES
         size += 4 + n * ENTRY_RECORD_BYTES + payload
 
