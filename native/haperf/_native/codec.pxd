@@ -20,8 +20,9 @@ Other native modules (the Raft core, a transport) can encode and decode without 
     msg = _codec.decode_message(frame)           # exactly one frame (see decode())
 
 Invariants: encode never mutates the message; decode(encode(m)) == m for every message within
-the bounds; decoded Entry.data and snap_data are read-only memoryviews into the decoded buffer,
-which they keep alive.
+the bounds; decoded Entry.data and snap_data longer than COPY_BYTES_MAX (or the caller's
+copy_bytes_max) are read-only memoryviews into the decoded buffer, which they keep alive, and
+shorter ones are bytes copies.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t

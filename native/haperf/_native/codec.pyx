@@ -13,8 +13,11 @@ Invariants:
   then every body read against the frame end before it happens. Every count is bounded before
   the list or tuple it sizes is allocated, and is also bounded by the bytes actually present,
   so no input makes the decoder allocate more than a small multiple of its own length.
-- Decoded payloads (Entry.data, snap_data) are read-only memoryviews into the decoded buffer;
-  the memoryview holds a buffer export on it, which keeps it alive.
+- Decoded payloads (Entry.data, snap_data) longer than copy_bytes_max are read-only
+  memoryviews into the decoded buffer, whose buffer export keeps it alive; shorter ones are
+  bytes copies (cheaper than a memoryview at those sizes, see COPY_BYTES_MAX in codec.pxd).
+- A FrameReader holds at most frame_bytes_max bytes, refuses a larger header before buffering,
+  and after any CodecError refuses all further input (the stream has lost its framing).
 """
 
 cimport cython
