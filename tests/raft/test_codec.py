@@ -260,3 +260,15 @@ def test_copy_bytes_max_is_validated() -> None:
     for bad in (-1, codec.ENTRY_SIZE_MAX + 1):
         with pytest.raises(ConfigError, match="copy_bytes_max"):
             codec.decode(frame, copy_bytes_max=bad)
+
+
+def test_a_frame_inside_a_larger_buffer_decodes_from_a_slice() -> None:
+    msg = m.Message(
+        m.MSG_SNAP, entries=[m.Entry(1, 1, b"a" * 600), m.Entry(1, 2, b"bc")], snap_data=b"xyz"
+    )
+    frame = codec.encode(msg)
+    buf = bytearray(b"<" * 37) + frame + bytearray(b">" * 11)
+    window = memoryview(buf)[37 : 37 + len(frame)]
+    decoded = codec.decode(window, copy_bytes_max=0)
+    assert decoded == msg
+    assert all(e.data.obj is buf for e in decoded.entries)
