@@ -272,3 +272,11 @@ def test_a_frame_inside_a_larger_buffer_decodes_from_a_slice() -> None:
     decoded = codec.decode(window, copy_bytes_max=0)
     assert decoded == msg
     assert all(e.data.obj is buf for e in decoded.entries)
+
+
+def test_objects_floor_builds_what_a_decode_returns() -> None:
+    msg = codec._objects_floor(bytes(range(6)), 3)
+    assert msg.type == m.MSG_APP
+    assert [(e.index, e.data) for e in msg.entries] == [(0, b"\0\1"), (1, b"\2\3"), (2, b"\4\5")]
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        codec._objects_floor(b"", 0)

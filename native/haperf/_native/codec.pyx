@@ -1,7 +1,8 @@
 """haperf._native.codec: encode Raft messages into checksummed frames and decode them back.
 
 Owns the wire format (layout in codec.pxd and docs/codec.md): encode, encode_into,
-encode_many, encoded_size, decode and the incremental FrameReader.
+encode_many, encoded_size, decode and the incremental FrameReader; and _objects_floor, the
+allocation floor the decode benchmarks are divided by.
 
 Invariants:
 - Encoding happens in two phases. _plan reads everything it needs from the Message (scalars,
@@ -46,6 +47,7 @@ from libc.string cimport memcpy, memset
 from haperf._native cimport crc32c as _crc
 from haperf._native.config cimport HAPERF_DEBUG
 from haperf._native.raftmsg cimport ConfState, Entry, Message, SnapshotMeta
+from haperf._native.raftmsg cimport MSG_APP as MSG_APP_TYPE
 
 from haperf.errors import (
     CodecError,
@@ -960,3 +962,38 @@ cdef class FrameReader:
             if held:
                 PyBuffer_Release(&view)
         return out
+
+
+def _objects_floor(payloads, Py_ssize_t count):
+    """Benchmark floor: build what decoding an AppendEntries returns, without decoding.
+
+    One Message holding a list of `count` Entry objects, each with a bytes copy of its share
+    (len(payloads) // count bytes) of `payloads`: the allocations any decoder with this API must
+    make. No parsing, no checksum, no bounds. Not for use outside benchmarks.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t i, size
+    cdef Message msg
+    cdef Entry e
+    cdef list entries
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    _get_buffer(payloads, &view, "payloads")
+    try:
+        size = view.len // count
+        msg = Message.__new__(Message)
+        msg.type = MSG_APP_TYPE
+        entries = PyList_New(count)
+        for i in range(count):
+            e = Entry.__new__(Entry)
+            e.term = i
+            e.index = i
+            e.data = PyBytes_FromStringAndSize(<const char*>view.buf + i * size, size)
+            Py_INCREF(e)
+            PyList_SET_ITEM(entries, i, e)
+        msg.entries = entries
+        msg.context = b""
+        msg.snap_data = b""
+        return msg
+    finally:
+        PyBuffer_Release(&view)

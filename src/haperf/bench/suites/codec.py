@@ -8,6 +8,9 @@ include base64-encoding (or decoding) every payload. The peers' encode rows star
 ready-made dict, so they do not pay the Message-to-dict conversion haperf's codec does not need.
 Decode rows decode one whole frame: payloads up to codec.COPY_SIZE_MAX come back as bytes;
 decode_append_100_views forces zero-copy memoryviews for every payload (copy_bytes_max=0).
+Decode rows are divided by codec.objects_floor_N: building the same Message, N Entry objects
+and N payload copies with no parsing and no checksum (codec._objects_floor), the allocations
+any decoder returning this API must make; 1.0x of it means parsing and checking cost nothing.
 Also: a heartbeat each way, and FrameReader.feed on a stream of 16 AppendEntries(100) frames
 cut into 64 KiB chunks (per message). Inputs are built once in setup, outside the timed region.
 """
@@ -65,6 +68,10 @@ def _encode(n: int) -> Callable[[], Op]:
 
 def _decode(n: int, copy_bytes_max: int = codec.COPY_SIZE_MAX) -> Callable[[], Op]:
     return lambda: Op(codec.decode, (codec.encode(append_entries(n)), copy_bytes_max))
+
+
+def _objects_floor(n: int) -> Callable[[], Op]:
+    return lambda: Op(codec._objects_floor, (bytes(n * ENTRY_BYTES), n))
 
 
 def _msgpack_encode(n: int) -> Callable[[], Op]:
@@ -157,6 +164,17 @@ def _benchmarks() -> list[Benchmark]:
         size = codec.encoded_size(append_entries(n))
         rows.append(
             Benchmark(
+                f"codec.objects_floor_{n}",
+                "codec",
+                f"build the Message + {n} Entry objects + {n} x {ENTRY_BYTES} B bytes that a "
+                f"decode returns, without decoding",
+                _objects_floor(n),
+                floor=None,
+                is_floor=True,
+            )
+        )
+        rows.append(
+            Benchmark(
                 f"codec.encode_append_{n}",
                 "codec",
                 f"encode(AppendEntries with {n} x {ENTRY_BYTES} B entries) -> {size} B frame",
@@ -171,6 +189,7 @@ def _benchmarks() -> list[Benchmark]:
                 "codec",
                 f"decode({size} B frame of AppendEntries with {n} x {ENTRY_BYTES} B entries)",
                 _decode(n),
+                floor=f"codec.objects_floor_{n}",
                 bytes_per_op=size,
                 peers=_peers(n, encode=False),
             )
@@ -181,6 +200,7 @@ def _benchmarks() -> list[Benchmark]:
             "codec",
             "decode(AppendEntries(100 x 100 B), copy_bytes_max=0): every payload a memoryview",
             _decode(100, 0),
+            floor="codec.objects_floor_100",
             bytes_per_op=codec.encoded_size(append_entries(100)),
         ),
         Benchmark(
