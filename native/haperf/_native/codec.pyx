@@ -844,7 +844,7 @@ cdef class FrameReader:
         """
         if not PyBytes_CheckExact(data):
             data = bytes(data)
-        return self._guarded(data, False)
+        return self._guarded(data)
 
     def feed_borrowed(self, data):
         """feed() without the copy for mutable buffers (e.g. a BufferedProtocol's buffer).
@@ -854,16 +854,16 @@ cdef class FrameReader:
         payloads with bytes()). A bytearray cannot be resized meanwhile (BufferError). Bytes of
         an unfinished frame are copied, as with feed().
         """
-        return self._guarded(data, True)
+        return self._guarded(data)
 
-    cdef list _guarded(self, object data, bint borrow):
+    cdef list _guarded(self, object data):
         if self._failure is not None:
             raise FrameMalformedError(
                 f"this FrameReader already failed ({self._failure}); the stream has lost its "
                 f"framing: close the connection and start a new reader"
             )
         try:
-            return self._feed(data, borrow)
+            return self._feed(data)
         except CodecError as err:
             self._failure = err
             self._frame = None
@@ -896,7 +896,7 @@ cdef class FrameReader:
         self._filled += take
         return 0
 
-    cdef list _feed(self, object data, bint borrow):
+    cdef list _feed(self, object data):
         cdef Py_buffer view
         cdef bint held = False
         cdef const unsigned char* p
