@@ -12,6 +12,7 @@ SUITES = (
     "haperf.bench.suites.phi",
     "haperf.bench.suites.raft",
     "haperf.bench.suites.wal",
+    "haperf.bench.suites.codec",
 )
 
 _loaded = False
