@@ -1,0 +1,46 @@
+"""Stub for haperf._native.retry: the retry budget core and the first attempt of a retry."""
+
+from collections.abc import Callable
+from typing import Any, Final
+
+class RetryBudgetCore:
+    balance_milli: Final[int]
+    tokens_max_milli: Final[int]
+    deposit_milli: Final[int]
+    reserve_milli: Final[int]
+    reserve_max_milli: Final[int]
+    reserve_per_s: Final[int]
+    reserve_at_ns: Final[int]
+    deposits: Final[int]
+    withdrawals: Final[int]
+    denials: Final[int]
+    def __init__(
+        self, tokens_max_milli: int, deposit_milli: int, reserve_per_s: int, now_ns: int
+    ) -> None: ...
+    def deposit(self) -> None: ...
+    def try_withdraw(self, now_ns: int) -> bool: ...
+    @property
+    def tokens(self) -> float: ...
+
+class RetryBase:
+    calls: int
+    successes: int
+    failures: int
+    retries: int
+    retry_budget_rejections: int
+    exhausted: int
+    deadline_exceeded: int
+    def _setup_native(
+        self,
+        clock: Callable[[], int],
+        retry_if_result: Callable[[Any], bool] | None,
+        budget: RetryBudgetCore | None,
+        timed: bool,
+    ) -> None: ...
+    def _guard(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]: ...
+
+class SyncRetryGuard:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class AsyncRetryGuard:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
