@@ -113,8 +113,9 @@ class CircuitBreaker(_native.BreakerBase):
             breaker.on_success(d) if ok else breaker.on_failure(d)
 
     Window: window="count" judges the last `window_size` calls; window="time" judges the calls
-    of the last `window_ns`, kept in `window_buckets` buckets (resilience4j uses one bucket per
-    second). Once `calls_min` calls are in the window, the breaker opens when the failure rate
+    of the last `window_ns`, kept in `window_buckets` buckets of window_ns // window_buckets ns
+    each (resilience4j uses one bucket per second); a whole bucket expires at once. Once
+    `calls_min` calls are in the window, the breaker opens when the failure rate
     reaches `failure_rate_threshold` percent, or when the share of calls lasting at least
     `slow_call_ns` reaches `slow_call_rate_threshold` percent (slow calls are off when
     slow_call_ns is None). OPEN rejects calls for `open_duration_ns`, multiplied by
@@ -142,7 +143,7 @@ class CircuitBreaker(_native.BreakerBase):
         window: Literal["count", "time"] = "count",
         window_size: int = 100,
         window_ns: int = 60 * SECOND_NS,
-        window_buckets: int = 60,
+        window_buckets: int = 10,
         calls_min: int = 100,
         open_duration_ns: int = 60 * SECOND_NS,
         open_backoff_multiplier: float = 1.0,
@@ -170,11 +171,6 @@ class CircuitBreaker(_native.BreakerBase):
         if window == "time" and window_ns < window_buckets:
             raise ConfigError(
                 f"window_ns ({window_ns}) must be at least window_buckets ({window_buckets})"
-            )
-        if window == "time" and window_ns % window_buckets:
-            raise ConfigError(
-                f"window_ns ({window_ns}) must be a multiple of window_buckets "
-                f"({window_buckets}) so every bucket spans the same time"
             )
         _check_count("calls_min", calls_min, 1, 1 << 62)
         _check_ns("open_duration_ns", open_duration_ns)
