@@ -11,8 +11,8 @@ import asyncio
 import gc
 import threading
 import time
-import tracemalloc
 import traceback
+import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
