@@ -92,7 +92,7 @@ cdef class RetryBudgetCore:
     @property
     def tokens(self):
         """Tokens in the balance (not counting the reserve)."""
-        return self.balance_milli / MILLI
+        return self.balance_milli / <double>MILLI
 
 
 cdef class RetryBase:

@@ -193,16 +193,18 @@ class Retry(_native.RetryBase):
         for t in types:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise ConfigError(f"retry_on must hold exception classes, got {t!r}")
-        for label, fn in (
+        optional = (
             ("retry_if_exception", retry_if_exception),
             ("retry_if_result", retry_if_result),
             ("retry_after", retry_after),
-            ("clock", clock),
-            ("sleep_ns", sleep_ns),
-            ("async_sleep_ns", async_sleep_ns),
-        ):
-            if fn is not None and not callable(fn):
-                raise ConfigError(f"{label} must be callable, got {fn!r}")
+        )
+        for label, maybe in optional:
+            if maybe is not None and not callable(maybe):
+                raise ConfigError(f"{label} must be callable or None, got {maybe!r}")
+        required = (("clock", clock), ("sleep_ns", sleep_ns), ("async_sleep_ns", async_sleep_ns))
+        for label, needed in required:
+            if not callable(needed):
+                raise ConfigError(f"{label} must be callable, got {needed!r}")
         if budget is not None and not isinstance(budget, RetryBudget):
             raise ConfigError(f"budget must be a RetryBudget or None, got {budget!r}")
         if rng is not None and seed is not None:
