@@ -9,6 +9,8 @@ import importlib
 SUITES = (
     "haperf.bench.suites.floor",
     "haperf.bench.suites.crc32c",
+    "haperf.bench.suites.breaker",
+    "haperf.bench.suites.retry",
 )
 
 _loaded = False
