@@ -105,41 +105,41 @@ def _explicit_closed() -> Op:
 
 
 def _pybreaker_state() -> Op:
-    import pybreaker
+    import pybreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     cb = pybreaker.CircuitBreaker(fail_max=100, reset_timeout=60)
-    return Op(type(cb).current_state.fget, (cb,))  # type: ignore[attr-defined]
+    return Op(type(cb).current_state.fget, (cb,))  # type: ignore[attr-defined,unused-ignore]
 
 
 def _circuitbreaker_state() -> Op:
-    import circuitbreaker
+    import circuitbreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     cb = circuitbreaker.CircuitBreaker(failure_threshold=100, recovery_timeout=60)
-    return Op(type(cb).closed.fget, (cb,))  # type: ignore[attr-defined]
+    return Op(type(cb).closed.fget, (cb,))  # type: ignore[attr-defined,unused-ignore]
 
 
 def _pybreaker_closed() -> Op:
-    import pybreaker
+    import pybreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return Op(pybreaker.CircuitBreaker(fail_max=100, reset_timeout=60)(_noop), (b"x",))
 
 
 def _circuitbreaker_closed() -> Op:
-    import circuitbreaker
+    import circuitbreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     cb = circuitbreaker.CircuitBreaker(failure_threshold=100, recovery_timeout=60)
     return Op(cb(_noop), (b"x",))
 
 
 def _purgatory_closed() -> Op:
-    import purgatory
+    import purgatory  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     factory = purgatory.SyncCircuitBreakerFactory(default_threshold=100, default_ttl=60)
     return Op(factory("bench")(_noop), (b"x",))
 
 
 def _pybreaker_open() -> Op:
-    import pybreaker
+    import pybreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     cb = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=3600)
     cb.open()
@@ -147,7 +147,7 @@ def _pybreaker_open() -> Op:
 
 
 def _circuitbreaker_open() -> Op:
-    import circuitbreaker
+    import circuitbreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     cb = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
     _rejecting(cb(_failing), OSError)(b"x")
@@ -155,8 +155,10 @@ def _circuitbreaker_open() -> Op:
 
 
 def _purgatory_open() -> Op:
-    import purgatory
-    from purgatory.domain.model import OpenedState
+    import purgatory  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from purgatory.domain.model import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        OpenedState,
+    )
 
     factory = purgatory.SyncCircuitBreakerFactory(default_threshold=1, default_ttl=3600)
     _rejecting(factory("bench")(_failing), OSError)(b"x")
@@ -164,13 +166,13 @@ def _purgatory_open() -> Op:
 
 
 def _aiobreaker_closed() -> Op:
-    import aiobreaker
+    import aiobreaker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return Op(aiobreaker.CircuitBreaker(fail_max=100)(_anoop), (b"x",), is_async=True)
 
 
 def _purgatory_closed_async() -> Op:
-    import purgatory
+    import purgatory  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=100, default_ttl=60)
     return Op(factory("bench")(_anoop), (b"x",), is_async=True)

@@ -36,7 +36,7 @@ def _first_try_async() -> Op:
 
 
 def _tenacity(is_async: bool) -> Op:
-    import tenacity
+    import tenacity  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     decorator = tenacity.retry(
         stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential(), reraise=True
@@ -45,14 +45,14 @@ def _tenacity(is_async: bool) -> Op:
 
 
 def _backoff(is_async: bool) -> Op:
-    import backoff
+    import backoff  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     decorator = backoff.on_exception(backoff.expo, Exception, max_tries=3)
     return Op(decorator(_anoop if is_async else _noop), (b"x",), is_async=is_async)
 
 
 def _stamina(is_async: bool) -> Op:
-    import stamina
+    import stamina  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     decorator = stamina.retry(on=Exception, attempts=3)
     return Op(decorator(_anoop if is_async else _noop), (b"x",), is_async=is_async)
