@@ -33,6 +33,19 @@ cdef extern from "Python.h":
     void PyType_Modified(PyTypeObject* t)
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
 
+
+cdef extern from "haperf_await.h":
+    ctypedef int (*haperf_await_enter_fn)(PyObject*, int64_t*, uint64_t*) except -1
+    ctypedef int (*haperf_await_result_fn)(PyObject*, PyObject*, int64_t, uint64_t) except -1
+    ctypedef int (*haperf_await_exception_fn)(PyObject*, PyObject*, int64_t, uint64_t) except -1
+    ctypedef struct haperf_await_hooks:
+        haperf_await_enter_fn enter
+        haperf_await_result_fn result
+        haperf_await_exception_fn exception
+    object haperf_await_type_new()
+    object haperf_await_new(object type, object policy, object coro,
+                            const haperf_await_hooks* hooks)
+
 # Outcome bits stored in a count window's ring.
 cdef enum:
     OUTCOME_FAILURE = 1
@@ -370,10 +383,14 @@ cdef class BreakerCore:
 # ---- the facade base: explicit API and guards --------------------------------------------------
 
 
+@cython.no_gc_clear
 cdef class BreakerBase:
     """Native half of haperf.resilience.CircuitBreaker: the explicit API and outcome judging.
 
     `_setup` is called once by the facade's __init__ with validated configuration.
+    no_gc_clear: a GuardedCall collected in the same garbage cycle may still report to it from
+    its dealloc, so the collector must not set `core` to None first (the core's own
+    transition_hook is what breaks the facade <-> core cycle).
     """
 
     cdef readonly BreakerCore core
@@ -583,19 +600,76 @@ cdef object _sync_run(SyncGuard self, tuple args, dict kwargs, PyObject* const* 
 
 @cython.final
 cdef class AsyncGuard(_Guard):
-    """An async function protected by a breaker: calling it returns a coroutine that takes its
-    permit when awaited (not when created), awaits the wrapped coroutine, and records it."""
+    """An async function protected by a breaker. Calling it returns a GuardedCall (a C
+    awaitable, see haperf_await.h) that takes its permit when awaited, not when created,
+    forwards every send/throw to the wrapped coroutine and records how it ended. No second
+    coroutine frame is created."""
 
     def __cinit__(self):
         self.vcall = _async_vectorcall
 
     def __call__(self, *args, **kwargs):
-        return _guarded_await(self.policy, self.fn(*args, **kwargs))
+        return haperf_await_new(GuardedCall, self.policy, self.fn(*args, **kwargs), &_hooks)
 
 
 cdef object _async_vectorcall(object self, PyObject* const* args, size_t nargsf, PyObject* kwnames):
     cdef AsyncGuard guard = <AsyncGuard>self
-    return _guarded_await(guard.policy, PyObject_Vectorcall(guard.fn, args, nargsf, kwnames))
+    return haperf_await_new(
+        GuardedCall, guard.policy, PyObject_Vectorcall(guard.fn, args, nargsf, kwnames), &_hooks
+    )
+
+
+# start_ns of a call that went through a DISABLED breaker: nothing is recorded for it.
+cdef enum:
+    START_DISABLED = -2
+
+
+cdef int _await_enter(PyObject* p, int64_t* start, uint64_t* epoch) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>p
+    cdef BreakerCore core = policy.core
+    if core.state == DISABLED:
+        start[0] = START_DISABLED
+        return 0
+    if core.clock_free():
+        start[0] = -1
+        core.calls += 1
+    else:
+        start[0] = policy.now()
+        if not core.acquire(start[0]):
+            raise policy.rejection(start[0])
+    epoch[0] = core.epoch
+    return 0
+
+
+cdef int _await_result(PyObject* p, PyObject* result, int64_t start, uint64_t epoch) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>p
+    cdef BreakerCore core = policy.core
+    if start == START_DISABLED:
+        return 0
+    if start < 0 and policy.record_result is None and epoch == core.epoch and core.clock_free():
+        core.record_clock_free_success()
+        return 0
+    policy.finish_result(<object>result, start, epoch)
+    return 0
+
+
+cdef int _await_exception(PyObject* p, PyObject* exc, int64_t start, uint64_t epoch) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>p
+    if start == START_DISABLED or policy.core is None:
+        return 0
+    if exc == NULL:
+        # Closed or dropped before it finished: neither success nor failure.
+        policy.core.release(epoch)
+        return 0
+    policy.finish_exception(<object>exc, start, epoch)
+    return 0
+
+
+cdef haperf_await_hooks _hooks
+_hooks.enter = _await_enter
+_hooks.result = _await_result
+_hooks.exception = _await_exception
+GuardedCall = haperf_await_type_new()
 
 
 cdef int _enable_vectorcall(type cls, _Guard sample) except -1:
@@ -608,30 +682,3 @@ cdef int _enable_vectorcall(type cls, _Guard sample) except -1:
 
 _enable_vectorcall(SyncGuard, SyncGuard())
 _enable_vectorcall(AsyncGuard, AsyncGuard())
-
-
-async def _guarded_await(BreakerBase policy, coro):
-    cdef BreakerCore core = policy.core
-    cdef int64_t start
-    cdef uint64_t epoch
-    if core.state == DISABLED:
-        return await coro
-    if core.clock_free():
-        start = -1
-        core.calls += 1
-    else:
-        start = policy.now()
-        if not core.acquire(start):
-            coro.close()
-            raise policy.rejection(start)
-    epoch = core.epoch
-    try:
-        result = await coro
-    except BaseException as exc:
-        policy.finish_exception(exc, start, epoch)
-        raise
-    if start < 0 and policy.record_result is None and epoch == core.epoch and core.clock_free():
-        core.record_clock_free_success()
-    else:
-        policy.finish_result(result, start, epoch)
-    return result

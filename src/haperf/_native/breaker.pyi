@@ -110,6 +110,9 @@ class BreakerBase:
     def is_call_permitted(self) -> bool: ...
     def _guard(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]: ...
 
+GuardedCall: type
+"""The awaitable an AsyncGuard call returns (a collections.abc.Coroutine; haperf_await.h)."""
+
 class SyncGuard:
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 

@@ -1,0 +1,313 @@
+/* haperf_await.h: a C awaitable that runs policy hooks around an awaited coroutine.
+
+   Owns the type behind haperf's async decorators (the circuit breaker's AsyncGuard). Awaiting
+   a guarded call must cost close to awaiting the bare coroutine, so instead of a second
+   coroutine frame the wrapper is one small object whose am_send slot forwards to the wrapped
+   coroutine with PyIter_Send, and calls three hooks written in Cython:
+     enter      when first sent to (the permit is taken at await time, not at creation);
+     result     when the coroutine returns;
+     exception  when it raises, or is closed / dropped while in flight (exc NULL).
+   A hook returns 0, or -1 with an exception set, which then replaces the outcome.
+
+   Invariants: state goes NEW -> RUNNING -> DONE, never back; enter runs at most once and
+   exactly one of result / exception runs after it (dealloc reports a call still RUNNING as
+   abandoned); values the coroutine yields are passed through untouched; the object holds the
+   only extra references (policy, coroutine), released in dealloc and by the GC. */
+#ifndef HAPERF_AWAIT_H
+#define HAPERF_AWAIT_H
+
+#include <Python.h>
+#include <stdint.h>
+
+typedef int (*haperf_await_enter_fn)(PyObject *policy, int64_t *start_ns, uint64_t *epoch);
+typedef int (*haperf_await_result_fn)(PyObject *policy, PyObject *result, int64_t start_ns,
+                                      uint64_t epoch);
+typedef int (*haperf_await_exception_fn)(PyObject *policy, PyObject *exc, int64_t start_ns,
+                                         uint64_t epoch);
+
+typedef struct {
+    haperf_await_enter_fn enter;
+    haperf_await_result_fn result;
+    haperf_await_exception_fn exception;
+} haperf_await_hooks;
+
+enum { HAPERF_AWAIT_NEW = 0, HAPERF_AWAIT_RUNNING = 1, HAPERF_AWAIT_DONE = 2 };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *policy;
+    PyObject *coro;
+    const haperf_await_hooks *hooks;
+    int64_t start_ns;
+    uint64_t epoch;
+    int state;
+} haperf_await;
+
+/* Fetch the raised exception as one normalized object (traceback attached); NULL if none. */
+static PyObject *haperf_await_fetch(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+    return value;
+}
+
+/* Re-raise an exception object taken by haperf_await_fetch (steals the reference). */
+static void haperf_await_restore(PyObject *exc) {
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
+}
+
+/* The coroutine raised (an exception is set): report it, then let it propagate. */
+static int haperf_await_failed(haperf_await *a) {
+    PyObject *exc;
+    a->state = HAPERF_AWAIT_DONE;
+    exc = haperf_await_fetch();
+    if (exc == NULL) {
+        return -1;
+    }
+    if (a->hooks->exception(a->policy, exc, a->start_ns, a->epoch) < 0) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    haperf_await_restore(exc);
+    return -1;
+}
+
+static int haperf_await_enter(haperf_await *a) {
+    PyObject *exc, *closed;
+    if (a->state == HAPERF_AWAIT_RUNNING) {
+        return 0;
+    }
+    if (a->state == HAPERF_AWAIT_DONE) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited guarded call");
+        return -1;
+    }
+    if (a->hooks->enter(a->policy, &a->start_ns, &a->epoch) < 0) {
+        /* Rejected: the wrapped coroutine never runs; close it so it does not warn. */
+        a->state = HAPERF_AWAIT_DONE;
+        exc = haperf_await_fetch();
+        closed = PyObject_CallMethod(a->coro, "close", NULL);
+        Py_XDECREF(closed);
+        if (closed == NULL) {
+            Py_XDECREF(exc);
+            return -1;
+        }
+        haperf_await_restore(exc);
+        return -1;
+    }
+    a->state = HAPERF_AWAIT_RUNNING;
+    return 0;
+}
+
+static PySendResult haperf_await_am_send(PyObject *self, PyObject *arg, PyObject **presult) {
+    haperf_await *a = (haperf_await *)self;
+    PySendResult status;
+    if (haperf_await_enter(a) < 0) {
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    status = PyIter_Send(a->coro, arg, presult);
+    if (status == PYGEN_NEXT) {
+        return status;
+    }
+    if (status == PYGEN_RETURN) {
+        a->state = HAPERF_AWAIT_DONE;
+        if (a->hooks->result(a->policy, *presult, a->start_ns, a->epoch) < 0) {
+            Py_CLEAR(*presult);
+            return PYGEN_ERROR;
+        }
+        return status;
+    }
+    haperf_await_failed(a);
+    return PYGEN_ERROR;
+}
+
+/* Turn a send result into the iterator protocol: a yielded value, or NULL with StopIteration
+   (carrying the return value) or the error set. */
+static PyObject *haperf_await_as_iter(PySendResult status, PyObject *result) {
+    PyObject *stop;
+    if (status == PYGEN_NEXT) {
+        return result;
+    }
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None) {
+            Py_DECREF(result);
+            PyErr_SetNone(PyExc_StopIteration);
+            return NULL;
+        }
+        stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+        Py_DECREF(result);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+    }
+    return NULL;
+}
+
+static PyObject *haperf_await_iternext(PyObject *self) {
+    PyObject *result = NULL;
+    PySendResult status = haperf_await_am_send(self, Py_None, &result);
+    if (status == PYGEN_RETURN && result == Py_None) {
+        /* tp_iternext may end with no exception set: StopIteration(None) is implied. */
+        Py_DECREF(result);
+        return NULL;
+    }
+    return haperf_await_as_iter(status, result);
+}
+
+static PyObject *haperf_await_send(PyObject *self, PyObject *arg) {
+    PyObject *result = NULL;
+    PySendResult status = haperf_await_am_send(self, arg, &result);
+    return haperf_await_as_iter(status, result);
+}
+
+static PyObject *haperf_await_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    haperf_await *a = (haperf_await *)self;
+    PyObject *method, *result, *exc, *value;
+    int was_new = a->state == HAPERF_AWAIT_NEW;
+    method = PyObject_GetAttrString(a->coro, "throw");
+    if (method == NULL) {
+        return NULL;
+    }
+    if (was_new) {
+        /* Thrown into before it started: the call never ran, so no permit was taken. */
+        a->state = HAPERF_AWAIT_DONE;
+    }
+    result = PyObject_Vectorcall(method, args, (size_t)nargs, NULL);
+    Py_DECREF(method);
+    if (result != NULL || was_new || a->state == HAPERF_AWAIT_DONE) {
+        return result;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        haperf_await_failed(a);
+        return NULL;
+    }
+    /* The coroutine caught what was thrown in and returned: a result. */
+    a->state = HAPERF_AWAIT_DONE;
+    exc = haperf_await_fetch();
+    value = ((PyStopIterationObject *)exc)->value;
+    if (a->hooks->result(a->policy, value, a->start_ns, a->epoch) < 0) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    haperf_await_restore(exc);
+    return NULL;
+}
+
+static PyObject *haperf_await_close(PyObject *self, PyObject *unused) {
+    haperf_await *a = (haperf_await *)self;
+    PyObject *closed;
+    int was_running = a->state == HAPERF_AWAIT_RUNNING;
+    (void)unused;
+    a->state = HAPERF_AWAIT_DONE;
+    closed = PyObject_CallMethod(a->coro, "close", NULL);
+    if (closed == NULL) {
+        return NULL;
+    }
+    Py_DECREF(closed);
+    if (was_running && a->hooks->exception(a->policy, NULL, a->start_ns, a->epoch) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *haperf_await_await(PyObject *self) {
+    return Py_NewRef(self);
+}
+
+static int haperf_await_traverse(PyObject *self, visitproc visit, void *arg) {
+    haperf_await *a = (haperf_await *)self;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(a->policy);
+    Py_VISIT(a->coro);
+    return 0;
+}
+
+static int haperf_await_clear(PyObject *self) {
+    haperf_await *a = (haperf_await *)self;
+    Py_CLEAR(a->policy);
+    Py_CLEAR(a->coro);
+    return 0;
+}
+
+static void haperf_await_dealloc(PyObject *self) {
+    haperf_await *a = (haperf_await *)self;
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject *type_, *value, *tb;
+    PyObject_GC_UnTrack(self);
+    if (a->state == HAPERF_AWAIT_RUNNING && a->policy != NULL) {
+        /* Dropped mid-flight (its task was destroyed): give the permit back. */
+        a->state = HAPERF_AWAIT_DONE;
+        PyErr_Fetch(&type_, &value, &tb);
+        if (a->hooks->exception(a->policy, NULL, a->start_ns, a->epoch) < 0) {
+            PyErr_WriteUnraisable(self);
+        }
+        PyErr_Restore(type_, value, tb);
+    }
+    haperf_await_clear(self);
+    PyObject_GC_Del(self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef haperf_await_methods[] = {
+    {"send", (PyCFunction)haperf_await_send, METH_O, "Send a value into the wrapped coroutine."},
+    {"throw", (PyCFunction)(void (*)(void))haperf_await_throw, METH_FASTCALL,
+     "Throw an exception into the wrapped coroutine."},
+    {"close", (PyCFunction)haperf_await_close, METH_NOARGS, "Close the wrapped coroutine."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot haperf_await_slots[] = {
+    {Py_am_await, (void *)haperf_await_await},
+    {Py_am_send, (void *)haperf_await_am_send},
+    {Py_tp_iter, (void *)haperf_await_await},
+    {Py_tp_iternext, (void *)haperf_await_iternext},
+    {Py_tp_methods, (void *)haperf_await_methods},
+    {Py_tp_traverse, (void *)haperf_await_traverse},
+    {Py_tp_clear, (void *)haperf_await_clear},
+    {Py_tp_dealloc, (void *)haperf_await_dealloc},
+    {Py_tp_doc, (void *)"A guarded call: await it once, like the coroutine it wraps."},
+    {0, NULL},
+};
+
+static PyType_Spec haperf_await_spec = {
+    "haperf._native.GuardedCall",
+    sizeof(haperf_await),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    haperf_await_slots,
+};
+
+/* The awaitable type (a new reference), created once per module that uses it. */
+static PyObject *haperf_await_type_new(void) {
+    return PyType_FromSpec(&haperf_await_spec);
+}
+
+/* A new guarded call of `coro` (a new reference). */
+static PyObject *haperf_await_new(PyObject *type, PyObject *policy, PyObject *coro,
+                                  const haperf_await_hooks *hooks) {
+    haperf_await *a = PyObject_GC_New(haperf_await, (PyTypeObject *)type);
+    if (a == NULL) {
+        return NULL;
+    }
+    /* PyObject_GC_New took the reference to the heap type that dealloc gives back. */
+    a->policy = Py_NewRef(policy);
+    a->coro = Py_NewRef(coro);
+    a->hooks = hooks;
+    a->start_ns = -1;
+    a->epoch = 0;
+    a->state = HAPERF_AWAIT_NEW;
+    PyObject_GC_Track((PyObject *)a);
+    return (PyObject *)a;
+}
+
+#endif /* HAPERF_AWAIT_H */
