@@ -74,6 +74,10 @@ def _core_allow_open() -> Op:
     return Op(breaker.core.allow, (time.monotonic_ns(),))
 
 
+def _clock_read() -> Op:
+    return Op(time.monotonic_ns)
+
+
 def _rejecting(call: Callable[[Any], Any], error: type[BaseException]) -> Callable[[Any], None]:
     def attempt(x: Any) -> None:
         try:
@@ -229,6 +233,12 @@ register_all(
             "breaker",
             "breaker.allow() -> False on an open breaker (reads the clock)",
             _execute_open,
+        ),
+        Benchmark(
+            "breaker.clock_read",
+            "breaker",
+            "time.monotonic_ns(): the clock read inside allow() on an open breaker",
+            _clock_read,
         ),
         Benchmark(
             "breaker.core_allow_open",
