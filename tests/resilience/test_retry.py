@@ -454,3 +454,20 @@ def test_bad_retry_configuration(kwargs: dict[str, Any], words: str) -> None:
 def test_bad_budget_configuration(kwargs: dict[str, Any], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         RetryBudget(**kwargs)
+
+
+def test_counters_are_exact_with_threads_on_the_retry_path() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = Retry("threads", attempts_max=2, initial_delay_ns=0)
+    per_thread = 2000
+
+    def work() -> None:
+        for _ in range(per_thread):
+            assert r(Flaky(1))() == 2
+
+    with ThreadPoolExecutor(4) as pool:
+        for f in [pool.submit(work) for _ in range(4)]:
+            f.result()
+    m = r.metrics()
+    assert (m["calls"], m["successes"], m["retries"]) == (4 * per_thread,) * 3

@@ -32,6 +32,14 @@ cdef enum:
     MILLI = 1000
     SECOND_NS = 1000000000
 
+cpdef enum RetryCounter:
+    COUNT_SUCCESS = 0
+    COUNT_FAILURE = 1
+    COUNT_RETRY = 2
+    COUNT_BUDGET_REJECTION = 3
+    COUNT_EXHAUSTED = 4
+    COUNT_DEADLINE = 5
+
 
 cdef class RetryBudgetCore:
     """Token bucket of retries. The facade validates the configuration; the core asserts it."""
@@ -98,13 +106,13 @@ cdef class RetryBudgetCore:
 cdef class RetryBase:
     """Native half of haperf.resilience.Retry: counters and the first attempt."""
 
-    cdef public uint64_t calls
-    cdef public uint64_t successes
-    cdef public uint64_t failures
-    cdef public uint64_t retries
-    cdef public uint64_t retry_budget_rejections
-    cdef public uint64_t exhausted
-    cdef public uint64_t deadline_exceeded
+    cdef readonly uint64_t calls
+    cdef readonly uint64_t successes
+    cdef readonly uint64_t failures
+    cdef readonly uint64_t retries
+    cdef readonly uint64_t retry_budget_rejections
+    cdef readonly uint64_t exhausted
+    cdef readonly uint64_t deadline_exceeded
     cdef object clock
     cdef object retry_if_result
     cdef RetryBudgetCore budget
@@ -115,6 +123,24 @@ cdef class RetryBase:
         self.retry_if_result = retry_if_result
         self.budget = budget
         self.timed = timed
+
+    def _count(self, int counter):
+        """Add one to a counter (COUNT_* below) in one C step, atomic under the GIL: the Python
+        retry loop uses it, since `self.x += 1` from Python could lose updates between threads."""
+        if counter == COUNT_SUCCESS:
+            self.successes += 1
+        elif counter == COUNT_FAILURE:
+            self.failures += 1
+        elif counter == COUNT_RETRY:
+            self.retries += 1
+        elif counter == COUNT_BUDGET_REJECTION:
+            self.retry_budget_rejections += 1
+        elif counter == COUNT_EXHAUSTED:
+            self.exhausted += 1
+        elif counter == COUNT_DEADLINE:
+            self.deadline_exceeded += 1
+        else:
+            raise ValueError(f"unknown retry counter {counter}")
 
     def _guard(self, fn, bint is_async):
         cdef _RetryGuard guard = AsyncRetryGuard() if is_async else SyncRetryGuard()

@@ -1,7 +1,16 @@
 """Stub for haperf._native.retry: the retry budget core and the first attempt of a retry."""
 
+import enum
 from collections.abc import Callable
 from typing import Any, Final
+
+class RetryCounter(enum.IntEnum):
+    COUNT_SUCCESS = 0
+    COUNT_FAILURE = 1
+    COUNT_RETRY = 2
+    COUNT_BUDGET_REJECTION = 3
+    COUNT_EXHAUSTED = 4
+    COUNT_DEADLINE = 5
 
 class RetryBudgetCore:
     balance_milli: Final[int]
@@ -23,13 +32,14 @@ class RetryBudgetCore:
     def tokens(self) -> float: ...
 
 class RetryBase:
-    calls: int
-    successes: int
-    failures: int
-    retries: int
-    retry_budget_rejections: int
-    exhausted: int
-    deadline_exceeded: int
+    calls: Final[int]
+    successes: Final[int]
+    failures: Final[int]
+    retries: Final[int]
+    retry_budget_rejections: Final[int]
+    exhausted: Final[int]
+    deadline_exceeded: Final[int]
+    def _count(self, counter: int) -> None: ...
     def _setup_native(
         self,
         clock: Callable[[], int],

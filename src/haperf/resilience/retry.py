@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from haperf._native import retry as _native
+from haperf._native.retry import RetryCounter as _C
 from haperf.errors import ConfigError
 from haperf.resilience.policy import Clock, copy_function_attributes, is_async_callable
 
@@ -285,19 +286,19 @@ class Retry(_native.RetryBase):
         """Bounds checked before each retry: attempts, deadline, then the budget (last, so a
         token is only spent on a retry that will happen)."""
         if attempt >= self.attempts_max:
-            self.exhausted += 1
+            self._count(_C.COUNT_EXHAUSTED)
             return False
         if self.deadline_ns is not None and now_ns + delay_ns - start_ns > self.deadline_ns:
-            self.deadline_exceeded += 1
+            self._count(_C.COUNT_DEADLINE)
             return False
         if self.budget is not None and not self.budget.core.try_withdraw(now_ns):
-            self.retry_budget_rejections += 1
+            self._count(_C.COUNT_BUDGET_REJECTION)
             return False
-        self.retries += 1
+        self._count(_C.COUNT_RETRY)
         return True
 
     def _final(self, exc: BaseException | None, result: Any) -> Any:
-        self.failures += 1
+        self._count(_C.COUNT_FAILURE)
         if exc is not None:
             raise exc
         return result
@@ -305,7 +306,7 @@ class Retry(_native.RetryBase):
     def _succeeded(self, result: Any) -> bool:
         if self._retry_if_result is not None and self._retry_if_result(result):
             return False
-        self.successes += 1
+        self._count(_C.COUNT_SUCCESS)
         if self.budget is not None:
             self.budget.deposit()
         return True
