@@ -30,6 +30,7 @@ cdef extern from "Python.h":
     ctypedef object (*vectorcallfunc)(object, PyObject* const*, size_t, PyObject*)
     object PyMethod_New(object func, object self)
     object PyObject_Vectorcall(object fn, PyObject* const* args, size_t nargsf, PyObject* kwnames)
+    object PyVectorcall_Call(object callable, object args, object kwargs)
     void PyType_Modified(PyTypeObject* t)
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
 
@@ -554,28 +555,19 @@ cdef class SyncGuard(_Guard):
         self.vcall = _sync_vectorcall
 
     def __call__(self, *args, **kwargs):
-        return _sync_run(self, args, kwargs, NULL, 0, NULL)
+        return PyVectorcall_Call(self, args, kwargs)
 
 
 cdef object _sync_vectorcall(object self, PyObject* const* args, size_t nargsf, PyObject* kwnames):
-    return _sync_run(<SyncGuard>self, None, None, args, nargsf, kwnames)
-
-
-cdef inline object _invoke(object fn, tuple args, dict kwargs, PyObject* const* vargs,
-                           size_t nargsf, PyObject* kwnames):
-    if args is None:
-        return PyObject_Vectorcall(fn, vargs, nargsf, kwnames)
-    return fn(*args, **kwargs)
-
-
-cdef object _sync_run(SyncGuard self, tuple args, dict kwargs, PyObject* const* vargs,
-                      size_t nargsf, PyObject* kwnames):
-    cdef BreakerBase policy = self.policy
+    # All in one function: an error leaving a Cython function adds a traceback entry (a frame
+    # object), so a rejection that passed through helpers would cost one frame per helper.
+    cdef SyncGuard guard = <SyncGuard>self
+    cdef BreakerBase policy = guard.policy
     cdef BreakerCore core = policy.core
     cdef int64_t start
     cdef uint64_t epoch
     if core.state == DISABLED:
-        return _invoke(self.fn, args, kwargs, vargs, nargsf, kwnames)
+        return PyObject_Vectorcall(guard.fn, args, nargsf, kwnames)
     if core.clock_free():
         # Closed, count window, no slow-call threshold, no failure in the window: the call
         # needs no clock unless it fails.
@@ -587,7 +579,7 @@ cdef object _sync_run(SyncGuard self, tuple args, dict kwargs, PyObject* const* 
             raise policy.rejection(start)
     epoch = core.epoch
     try:
-        result = _invoke(self.fn, args, kwargs, vargs, nargsf, kwnames)
+        result = PyObject_Vectorcall(guard.fn, args, nargsf, kwnames)
     except BaseException as exc:
         policy.finish_exception(exc, start, epoch)
         raise
