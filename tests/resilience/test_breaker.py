@@ -705,3 +705,29 @@ def test_bad_configuration_raises_config_error(kwargs: dict[str, Any], words: st
 def test_decorating_a_non_callable_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="callable"):
         CircuitBreaker()(42)  # type: ignore[arg-type, misc]
+
+
+def test_exit_without_enter_is_a_programming_error() -> None:
+    b = make(FakeClock())
+    with pytest.raises(RuntimeError, match="without a matching"):
+        b.__exit__(None, None, None)
+
+
+def test_context_manager_on_a_disabled_breaker_records_nothing() -> None:
+    b = make(FakeClock())
+    b.disable()
+    for _ in range(10):
+        with pytest.raises(Boom), b:
+            raise Boom
+    assert b.metrics()["failures"] == 0
+    assert b.state is S.DISABLED
+
+
+def test_time_window_tolerates_a_clock_that_steps_back() -> None:
+    clock = FakeClock(start_ns=100 * SECOND)
+    b = make(clock, window="time", window_ns=10 * SECOND, window_buckets=10, calls_min=2)
+    outcome(b, False)
+    clock.now_ns -= 5 * SECOND  # a misbehaving clock: the call lands in the newest bucket
+    outcome(b, True)
+    assert b.metrics()["buffered_calls"] == 2
+    assert b.state is S.OPEN
