@@ -1,29 +1,35 @@
 /* haperf_await.h: a C awaitable that runs policy hooks around an awaited coroutine.
 
-   Owns the type behind haperf's async decorators (the circuit breaker's AsyncGuard). Awaiting
-   a guarded call must cost close to awaiting the bare coroutine, so instead of a second
-   coroutine frame the wrapper is one small object whose am_send slot forwards to the wrapped
-   coroutine with PyIter_Send, and calls three hooks written in Cython:
-     enter      when first sent to (the permit is taken at await time, not at creation);
+   Owns the type behind haperf's async decorators (the circuit breaker's AsyncGuard, the first
+   attempt of AsyncRetryGuard). Awaiting a guarded call must cost close to awaiting the bare
+   coroutine, so instead of a second coroutine frame the wrapper is one small object whose
+   am_send slot forwards to the wrapped coroutine with PyIter_Send, and calls three hooks
+   written in Cython:
+     enter      when first sent to (a breaker takes its permit at await time, not creation);
      result     when the coroutine returns;
      exception  when it raises, or is closed / dropped while in flight (exc NULL).
-   A hook returns 0, or -1 with an exception set, which then replaces the outcome.
+   A hook returns 0, or -1 with an exception set, which then replaces the outcome. The result
+   and exception hooks may instead hand over a new coroutine in *next (a retry's slow path):
+   the awaitable then delegates to it, untouched, until it finishes.
 
-   Invariants: state goes NEW -> RUNNING -> DONE, never back; enter runs at most once and
-   exactly one of result / exception runs after it (dealloc reports a call still RUNNING as
-   abandoned); values the coroutine yields are passed through untouched; the object holds the
-   only extra references (policy, coroutine), released in dealloc and by the GC. */
+   Invariants: state goes NEW -> RUNNING -> (DELEGATING ->) DONE, never back; enter runs at
+   most once and exactly one of result / exception runs after it (dealloc reports a call still
+   RUNNING as abandoned); values the coroutines yield are passed through untouched; the object
+   holds the only extra references (policy, coroutine, fn, args, kwargs), released in dealloc
+   and by the GC. */
 #ifndef HAPERF_AWAIT_H
 #define HAPERF_AWAIT_H
 
 #include <Python.h>
 #include <stdint.h>
 
-typedef int (*haperf_await_enter_fn)(PyObject *policy, int64_t *start_ns, uint64_t *epoch);
-typedef int (*haperf_await_result_fn)(PyObject *policy, PyObject *result, int64_t start_ns,
-                                      uint64_t epoch);
-typedef int (*haperf_await_exception_fn)(PyObject *policy, PyObject *exc, int64_t start_ns,
-                                         uint64_t epoch);
+struct haperf_await_s;
+
+typedef int (*haperf_await_enter_fn)(struct haperf_await_s *a);
+typedef int (*haperf_await_result_fn)(struct haperf_await_s *a, PyObject *result,
+                                      PyObject **next);
+typedef int (*haperf_await_exception_fn)(struct haperf_await_s *a, PyObject *exc,
+                                         PyObject **next);
 
 typedef struct {
     haperf_await_enter_fn enter;
@@ -31,12 +37,20 @@ typedef struct {
     haperf_await_exception_fn exception;
 } haperf_await_hooks;
 
-enum { HAPERF_AWAIT_NEW = 0, HAPERF_AWAIT_RUNNING = 1, HAPERF_AWAIT_DONE = 2 };
+enum {
+    HAPERF_AWAIT_NEW = 0,
+    HAPERF_AWAIT_RUNNING = 1,
+    HAPERF_AWAIT_DONE = 2,
+    HAPERF_AWAIT_DELEGATING = 3
+};
 
-typedef struct {
+typedef struct haperf_await_s {
     PyObject_HEAD
     PyObject *policy;
     PyObject *coro;
+    PyObject *fn;     /* what a hook may need to call again (NULL when unused) */
+    PyObject *args;
+    PyObject *kwargs;
     const haperf_await_hooks *hooks;
     int64_t start_ns;
     uint64_t epoch;
@@ -65,32 +79,64 @@ static void haperf_await_restore(PyObject *exc) {
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, tb);
 }
 
-/* The coroutine raised (an exception is set): report it, then let it propagate. */
-static int haperf_await_failed(haperf_await *a) {
-    PyObject *exc;
-    a->state = HAPERF_AWAIT_DONE;
-    exc = haperf_await_fetch();
-    if (exc == NULL) {
-        return -1;
+/* The wrapped coroutine stopped with `status` (PYGEN_RETURN with *presult, or PYGEN_ERROR with
+   an exception set): run the hook, and follow a coroutine it hands over, until something is
+   yielded or the whole call has finished. */
+static PySendResult haperf_await_settle(haperf_await *a, PySendResult status,
+                                        PyObject **presult) {
+    PyObject *next, *exc;
+    while (status != PYGEN_NEXT && a->state == HAPERF_AWAIT_RUNNING) {
+        next = NULL;
+        if (status == PYGEN_RETURN) {
+            if (a->hooks->result(a, *presult, &next) < 0) {
+                a->state = HAPERF_AWAIT_DONE;
+                Py_CLEAR(*presult);
+                return PYGEN_ERROR;
+            }
+            if (next == NULL) {
+                a->state = HAPERF_AWAIT_DONE;
+                return PYGEN_RETURN;
+            }
+            Py_CLEAR(*presult);
+        } else {
+            exc = haperf_await_fetch();
+            if (exc == NULL) {
+                a->state = HAPERF_AWAIT_DONE;
+                return PYGEN_ERROR;
+            }
+            if (a->hooks->exception(a, exc, &next) < 0) {
+                a->state = HAPERF_AWAIT_DONE;
+                Py_DECREF(exc);
+                return PYGEN_ERROR;
+            }
+            if (next == NULL) {
+                a->state = HAPERF_AWAIT_DONE;
+                haperf_await_restore(exc);
+                *presult = NULL;
+                return PYGEN_ERROR;
+            }
+            Py_DECREF(exc);
+        }
+        Py_SETREF(a->coro, next);
+        a->state = HAPERF_AWAIT_DELEGATING;
+        status = PyIter_Send(a->coro, Py_None, presult);
     }
-    if (a->hooks->exception(a->policy, exc, a->start_ns, a->epoch) < 0) {
-        Py_DECREF(exc);
-        return -1;
+    if (status != PYGEN_NEXT) {
+        a->state = HAPERF_AWAIT_DONE;
     }
-    haperf_await_restore(exc);
-    return -1;
+    return status;
 }
 
 static int haperf_await_enter(haperf_await *a) {
     PyObject *exc, *closed;
-    if (a->state == HAPERF_AWAIT_RUNNING) {
+    if (a->state == HAPERF_AWAIT_RUNNING || a->state == HAPERF_AWAIT_DELEGATING) {
         return 0;
     }
     if (a->state == HAPERF_AWAIT_DONE) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited guarded call");
         return -1;
     }
-    if (a->hooks->enter(a->policy, &a->start_ns, &a->epoch) < 0) {
+    if (a->hooks->enter(a) < 0) {
         /* Rejected: the wrapped coroutine never runs; close it so it does not warn. */
         a->state = HAPERF_AWAIT_DONE;
         exc = haperf_await_fetch();
@@ -109,25 +155,11 @@ static int haperf_await_enter(haperf_await *a) {
 
 static PySendResult haperf_await_am_send(PyObject *self, PyObject *arg, PyObject **presult) {
     haperf_await *a = (haperf_await *)self;
-    PySendResult status;
     if (haperf_await_enter(a) < 0) {
         *presult = NULL;
         return PYGEN_ERROR;
     }
-    status = PyIter_Send(a->coro, arg, presult);
-    if (status == PYGEN_NEXT) {
-        return status;
-    }
-    if (status == PYGEN_RETURN) {
-        a->state = HAPERF_AWAIT_DONE;
-        if (a->hooks->result(a->policy, *presult, a->start_ns, a->epoch) < 0) {
-            Py_CLEAR(*presult);
-            return PYGEN_ERROR;
-        }
-        return status;
-    }
-    haperf_await_failed(a);
-    return PYGEN_ERROR;
+    return haperf_await_settle(a, PyIter_Send(a->coro, arg, presult), presult);
 }
 
 /* Turn a send result into the iterator protocol: a yielded value, or NULL with StopIteration
@@ -172,35 +204,44 @@ static PyObject *haperf_await_send(PyObject *self, PyObject *arg) {
 
 static PyObject *haperf_await_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     haperf_await *a = (haperf_await *)self;
-    PyObject *method, *result, *exc, *value;
+    PyObject *method, *result, *exc, *value = NULL;
+    PySendResult status;
     int was_new = a->state == HAPERF_AWAIT_NEW;
     method = PyObject_GetAttrString(a->coro, "throw");
     if (method == NULL) {
         return NULL;
     }
     if (was_new) {
-        /* Thrown into before it started: the call never ran, so no permit was taken. */
+        /* Thrown into before it started: the call never ran, so no hook runs. */
         a->state = HAPERF_AWAIT_DONE;
     }
     result = PyObject_Vectorcall(method, args, (size_t)nargs, NULL);
     Py_DECREF(method);
-    if (result != NULL || was_new || a->state == HAPERF_AWAIT_DONE) {
-        return result;
+    if (result != NULL) {
+        return result; /* the coroutine yielded again */
     }
-    if (!PyErr_ExceptionMatches(PyExc_StopIteration)) {
-        haperf_await_failed(a);
+    if (a->state == HAPERF_AWAIT_DONE) {
         return NULL;
     }
-    /* The coroutine caught what was thrown in and returned: a result. */
-    a->state = HAPERF_AWAIT_DONE;
-    exc = haperf_await_fetch();
-    value = ((PyStopIterationObject *)exc)->value;
-    if (a->hooks->result(a->policy, value, a->start_ns, a->epoch) < 0) {
+    if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        /* The coroutine caught what was thrown in and returned: a result. */
+        exc = haperf_await_fetch();
+        value = Py_NewRef(((PyStopIterationObject *)exc)->value);
         Py_DECREF(exc);
-        return NULL;
+        status = PYGEN_RETURN;
+    } else {
+        status = PYGEN_ERROR;
     }
-    haperf_await_restore(exc);
-    return NULL;
+    status = haperf_await_settle(a, status, &value);
+    return haperf_await_as_iter(status, value);
+}
+
+/* Report a call that will never finish (closed or dropped while RUNNING). */
+static int haperf_await_abandon(haperf_await *a) {
+    PyObject *next = NULL;
+    int rc = a->hooks->exception(a, NULL, &next);
+    Py_XDECREF(next);
+    return rc;
 }
 
 static PyObject *haperf_await_close(PyObject *self, PyObject *unused) {
@@ -214,7 +255,7 @@ static PyObject *haperf_await_close(PyObject *self, PyObject *unused) {
         return NULL;
     }
     Py_DECREF(closed);
-    if (was_running && a->hooks->exception(a->policy, NULL, a->start_ns, a->epoch) < 0) {
+    if (was_running && haperf_await_abandon(a) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -229,6 +270,9 @@ static int haperf_await_traverse(PyObject *self, visitproc visit, void *arg) {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(a->policy);
     Py_VISIT(a->coro);
+    Py_VISIT(a->fn);
+    Py_VISIT(a->args);
+    Py_VISIT(a->kwargs);
     return 0;
 }
 
@@ -236,6 +280,9 @@ static int haperf_await_clear(PyObject *self) {
     haperf_await *a = (haperf_await *)self;
     Py_CLEAR(a->policy);
     Py_CLEAR(a->coro);
+    Py_CLEAR(a->fn);
+    Py_CLEAR(a->args);
+    Py_CLEAR(a->kwargs);
     return 0;
 }
 
@@ -248,7 +295,7 @@ static void haperf_await_dealloc(PyObject *self) {
         /* Dropped mid-flight (its task was destroyed): give the permit back. */
         a->state = HAPERF_AWAIT_DONE;
         PyErr_Fetch(&type_, &value, &tb);
-        if (a->hooks->exception(a->policy, NULL, a->start_ns, a->epoch) < 0) {
+        if (haperf_await_abandon(a) < 0) {
             PyErr_WriteUnraisable(self);
         }
         PyErr_Restore(type_, value, tb);
@@ -292,8 +339,9 @@ static PyObject *haperf_await_type_new(void) {
     return PyType_FromSpec(&haperf_await_spec);
 }
 
-/* A new guarded call of `coro` (a new reference). */
+/* A new guarded call of `coro` (a new reference). fn, args and kwargs may be NULL. */
 static PyObject *haperf_await_new(PyObject *type, PyObject *policy, PyObject *coro,
+                                  PyObject *fn, PyObject *args, PyObject *kwargs,
                                   const haperf_await_hooks *hooks) {
     haperf_await *a = PyObject_GC_New(haperf_await, (PyTypeObject *)type);
     if (a == NULL) {
@@ -302,6 +350,9 @@ static PyObject *haperf_await_new(PyObject *type, PyObject *policy, PyObject *co
     /* PyObject_GC_New took the reference to the heap type that dealloc gives back. */
     a->policy = Py_NewRef(policy);
     a->coro = Py_NewRef(coro);
+    a->fn = Py_XNewRef(fn);
+    a->args = Py_XNewRef(args);
+    a->kwargs = Py_XNewRef(kwargs);
     a->hooks = hooks;
     a->start_ns = -1;
     a->epoch = 0;

@@ -131,6 +131,7 @@ def test_base_exceptions_are_never_retried(exc: type[BaseException]) -> None:
     with pytest.raises(exc):
         r(flaky)()
     assert flaky.attempts == 1
+    assert r.metrics()["failures"] == 0
 
 
 def test_retry_on_result_returns_the_last_result_when_exhausted() -> None:
@@ -471,3 +472,66 @@ def test_counters_are_exact_with_threads_on_the_retry_path() -> None:
             f.result()
     m = r.metrics()
     assert (m["calls"], m["successes"], m["retries"]) == (4 * per_thread,) * 3
+
+
+def test_async_retry_passes_keyword_arguments_to_every_attempt() -> None:
+    clock = FakeClock()
+    r = make(clock, attempts_max=3)
+    seen: list[tuple[int, str]] = []
+
+    @r
+    async def call(a: int, *, b: str) -> str:
+        seen.append((a, b))
+        if len(seen) < 3:
+            raise OSError("again")
+        return b * a
+
+    assert asyncio.run(call(2, b="x")) == "xx"
+    assert seen == [(2, "x")] * 3
+
+
+def test_async_retry_cancelled_in_first_attempt_or_in_backoff() -> None:
+    clock = FakeClock()
+    waits: list[int] = []
+
+    async def long_sleep(ns: int) -> None:
+        waits.append(ns)
+        await asyncio.sleep(3600)
+
+    r = make(clock, attempts_max=5, async_sleep_ns=long_sleep)
+    started = 0
+
+    @r
+    async def call(fail: bool) -> None:
+        nonlocal started
+        started += 1
+        if fail:
+            raise OSError("retry me")
+        await asyncio.sleep(3600)
+
+    async def main() -> None:
+        for fail in (False, True):
+            task = asyncio.create_task(call(fail))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    assert started == 2  # each task ran one attempt; the second was cancelled while waiting
+    assert waits == [100 * MS]
+    m = r.metrics()
+    assert (m["calls"], m["successes"], m["failures"], m["retries"]) == (2, 0, 0, 1)
+
+
+def test_async_retry_wrapper_is_a_coroutine_for_asyncio() -> None:
+    r = make(FakeClock())
+
+    @r
+    async def call() -> int:
+        return 1
+
+    pending = call()
+    assert asyncio.iscoroutine(pending)
+    assert asyncio.run(pending) == 1

@@ -36,16 +36,20 @@ cdef extern from "Python.h":
 
 
 cdef extern from "haperf_await.h":
-    ctypedef int (*haperf_await_enter_fn)(PyObject*, int64_t*, uint64_t*) except -1
-    ctypedef int (*haperf_await_result_fn)(PyObject*, PyObject*, int64_t, uint64_t) except -1
-    ctypedef int (*haperf_await_exception_fn)(PyObject*, PyObject*, int64_t, uint64_t) except -1
+    ctypedef struct haperf_await:
+        PyObject* policy
+        int64_t start_ns
+        uint64_t epoch
+    ctypedef int (*haperf_await_enter_fn)(haperf_await*) except -1
+    ctypedef int (*haperf_await_result_fn)(haperf_await*, PyObject*, PyObject**) except -1
+    ctypedef int (*haperf_await_exception_fn)(haperf_await*, PyObject*, PyObject**) except -1
     ctypedef struct haperf_await_hooks:
         haperf_await_enter_fn enter
         haperf_await_result_fn result
         haperf_await_exception_fn exception
     object haperf_await_type_new()
-    object haperf_await_new(object type, object policy, object coro,
-                            const haperf_await_hooks* hooks)
+    object haperf_await_new(object type, object policy, object coro, PyObject* fn,
+                            PyObject* args, PyObject* kwargs, const haperf_await_hooks* hooks)
 
 # Outcome bits stored in a count window's ring.
 cdef enum:
@@ -601,13 +605,21 @@ cdef class AsyncGuard(_Guard):
         self.vcall = _async_vectorcall
 
     def __call__(self, *args, **kwargs):
-        return haperf_await_new(GuardedCall, self.policy, self.fn(*args, **kwargs), &_hooks)
+        return haperf_await_new(
+            GuardedCall, self.policy, self.fn(*args, **kwargs), NULL, NULL, NULL, &_hooks
+        )
 
 
 cdef object _async_vectorcall(object self, PyObject* const* args, size_t nargsf, PyObject* kwnames):
     cdef AsyncGuard guard = <AsyncGuard>self
     return haperf_await_new(
-        GuardedCall, guard.policy, PyObject_Vectorcall(guard.fn, args, nargsf, kwnames), &_hooks
+        GuardedCall,
+        guard.policy,
+        PyObject_Vectorcall(guard.fn, args, nargsf, kwnames),
+        NULL,
+        NULL,
+        NULL,
+        &_hooks,
     )
 
 
@@ -616,44 +628,46 @@ cdef enum:
     START_DISABLED = -2
 
 
-cdef int _await_enter(PyObject* p, int64_t* start, uint64_t* epoch) except -1:
-    cdef BreakerBase policy = <BreakerBase><object>p
+cdef int _await_enter(haperf_await* a) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>a.policy
     cdef BreakerCore core = policy.core
     if core.state == DISABLED:
-        start[0] = START_DISABLED
+        a.start_ns = START_DISABLED
         return 0
     if core.clock_free():
-        start[0] = -1
+        a.start_ns = -1
         core.calls += 1
     else:
-        start[0] = policy.now()
-        if not core.acquire(start[0]):
-            raise policy.rejection(start[0])
-    epoch[0] = core.epoch
+        a.start_ns = policy.now()
+        if not core.acquire(a.start_ns):
+            raise policy.rejection(a.start_ns)
+    a.epoch = core.epoch
     return 0
 
 
-cdef int _await_result(PyObject* p, PyObject* result, int64_t start, uint64_t epoch) except -1:
-    cdef BreakerBase policy = <BreakerBase><object>p
+cdef int _await_result(haperf_await* a, PyObject* result, PyObject** next) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>a.policy
     cdef BreakerCore core = policy.core
+    cdef int64_t start = a.start_ns
     if start == START_DISABLED:
         return 0
-    if start < 0 and policy.record_result is None and epoch == core.epoch and core.clock_free():
+    if (start < 0 and policy.record_result is None and a.epoch == core.epoch
+            and core.clock_free()):
         core.record_clock_free_success()
         return 0
-    policy.finish_result(<object>result, start, epoch)
+    policy.finish_result(<object>result, start, a.epoch)
     return 0
 
 
-cdef int _await_exception(PyObject* p, PyObject* exc, int64_t start, uint64_t epoch) except -1:
-    cdef BreakerBase policy = <BreakerBase><object>p
-    if start == START_DISABLED or policy.core is None:
+cdef int _await_exception(haperf_await* a, PyObject* exc, PyObject** next) except -1:
+    cdef BreakerBase policy = <BreakerBase><object>a.policy
+    if a.start_ns == START_DISABLED or policy.core is None:
         return 0
     if exc == NULL:
         # Closed or dropped before it finished: neither success nor failure.
-        policy.core.release(epoch)
+        policy.core.release(a.epoch)
         return 0
-    policy.finish_exception(<object>exc, start, epoch)
+    policy.finish_exception(<object>exc, a.start_ns, a.epoch)
     return 0
 
 

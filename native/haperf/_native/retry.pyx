@@ -27,6 +27,29 @@ cdef extern from "Python.h":
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
     void PyType_Modified(PyTypeObject* t)
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    PyObject* PyTuple_New(Py_ssize_t n) except NULL
+    void Py_DECREF_ "Py_DECREF"(PyObject* o)
+    void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* o)
+    void Py_INCREF(PyObject* o)
+
+
+cdef extern from "haperf_await.h":
+    ctypedef struct haperf_await:
+        PyObject* policy
+        PyObject* fn
+        PyObject* args
+        PyObject* kwargs
+        int64_t start_ns
+    ctypedef int (*haperf_await_enter_fn)(haperf_await*) except -1
+    ctypedef int (*haperf_await_result_fn)(haperf_await*, PyObject*, PyObject**) except -1
+    ctypedef int (*haperf_await_exception_fn)(haperf_await*, PyObject*, PyObject**) except -1
+    ctypedef struct haperf_await_hooks:
+        haperf_await_enter_fn enter
+        haperf_await_result_fn result
+        haperf_await_exception_fn exception
+    object haperf_await_type_new()
+    object haperf_await_new(object type, object policy, object coro, PyObject* fn,
+                            PyObject* args, PyObject* kwargs, const haperf_await_hooks* hooks)
 
 cdef enum:
     MILLI = 1000
@@ -177,11 +200,16 @@ cdef class _RetryGuard:
 
 
 cdef tuple _args_of(PyObject* const* vargs, size_t nargsf, PyObject* kwnames):
-    """(args tuple, kwargs dict) of a vectorcall, built only when a retry needs them again."""
+    """(args tuple, kwargs dict) of a vectorcall, built when a retry needs them again."""
     cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
     cdef Py_ssize_t i, nk
     cdef tuple names
-    args = tuple([<object>vargs[i] for i in range(n)])
+    cdef PyObject* t = PyTuple_New(n)
+    for i in range(n):
+        Py_INCREF(vargs[i])
+        PyTuple_SET_ITEM(t, i, vargs[i])
+    args = <tuple>t
+    Py_DECREF_(t)
     kwargs = {}
     if kwnames != NULL:
         names = <tuple><object>kwnames
@@ -238,36 +266,86 @@ cdef object _sync_vectorcall(object self, PyObject* const* vargs, size_t nargsf,
 
 @cython.final
 cdef class AsyncRetryGuard(_RetryGuard):
-    """An async function with retries: the first attempt is awaited in a native coroutine."""
+    """An async function with retries. Calling it returns a GuardedCall (haperf_await.h) that
+    awaits the first attempt with no extra coroutine frame; a failed first attempt hands over
+    to the facade's Python retry loop (`_retry_async`), which the awaitable then delegates to."""
 
     def __cinit__(self):
         self.vcall = _async_vectorcall
 
     def __call__(self, *args, **kwargs):
-        return _retry_await(self.policy, self.fn, args, kwargs)
+        coro = self.fn(*args, **kwargs)
+        return haperf_await_new(
+            GuardedCall, self.policy, coro, <PyObject*>self.fn, <PyObject*>args,
+            <PyObject*>kwargs, &_hooks,
+        )
 
 
 cdef object _async_vectorcall(object self, PyObject* const* vargs, size_t nargsf,
                               PyObject* kwnames):
     cdef AsyncRetryGuard guard = <AsyncRetryGuard>self
-    cdef dict kwargs
-    args, kwargs = _args_of(vargs, nargsf, kwnames)
-    return _retry_await(guard.policy, guard.fn, args, kwargs)
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    cdef Py_ssize_t i
+    coro = PyObject_Vectorcall(guard.fn, vargs, nargsf, kwnames)
+    if kwnames != NULL:
+        args, kwargs = _args_of(vargs, nargsf, kwnames)
+        return haperf_await_new(
+            GuardedCall, guard.policy, coro, <PyObject*>guard.fn, <PyObject*>args,
+            <PyObject*>kwargs, &_hooks,
+        )
+    # Positional only (the common case): the tuple is all a retry needs; no dict is built.
+    cdef PyObject* t = PyTuple_New(n)
+    for i in range(n):
+        Py_INCREF(vargs[i])
+        PyTuple_SET_ITEM(t, i, vargs[i])
+    args = <tuple>t
+    Py_DECREF_(t)
+    return haperf_await_new(
+        GuardedCall, guard.policy, coro, <PyObject*>guard.fn, <PyObject*>args, NULL, &_hooks
+    )
 
 
-async def _retry_await(RetryBase policy, fn, tuple args, dict kwargs):
-    cdef int64_t start = policy.start_ns()
-    cdef object failed = None
+cdef int _await_enter(haperf_await* a) except -1:
+    cdef RetryBase policy = <RetryBase><object>a.policy
+    a.start_ns = policy.start_ns()
     policy.calls += 1
-    try:
-        result = await fn(*args, **kwargs)
-    except BaseException as exc:
-        failed = exc
-    if failed is not None:
-        return await policy._retry_async(fn, args, kwargs, failed, None, start)
-    if policy.accept(result):
-        return result
-    return await policy._retry_async(fn, args, kwargs, None, result, start)
+    return 0
+
+
+cdef object _kwargs_of(haperf_await* a):
+    return {} if a.kwargs == NULL else <object>a.kwargs
+
+
+cdef int _await_result(haperf_await* a, PyObject* result, PyObject** next) except -1:
+    cdef RetryBase policy = <RetryBase><object>a.policy
+    if policy.accept(<object>result):
+        return 0
+    slow = policy._retry_async(
+        <object>a.fn, <object>a.args, _kwargs_of(a), None, <object>result, a.start_ns
+    )
+    Py_INCREF(<PyObject*>slow)
+    next[0] = <PyObject*>slow
+    return 0
+
+
+cdef int _await_exception(haperf_await* a, PyObject* exc, PyObject** next) except -1:
+    cdef RetryBase policy
+    if exc == NULL:
+        return 0  # closed or dropped during the first attempt: nothing to retry or count
+    policy = <RetryBase><object>a.policy
+    slow = policy._retry_async(
+        <object>a.fn, <object>a.args, _kwargs_of(a), <object>exc, None, a.start_ns
+    )
+    Py_INCREF(<PyObject*>slow)
+    next[0] = <PyObject*>slow
+    return 0
+
+
+cdef haperf_await_hooks _hooks
+_hooks.enter = _await_enter
+_hooks.result = _await_result
+_hooks.exception = _await_exception
+GuardedCall = haperf_await_type_new()
 
 
 cdef int _enable_vectorcall(type cls, _RetryGuard sample) except -1:

@@ -298,7 +298,9 @@ class Retry(_native.RetryBase):
         return True
 
     def _final(self, exc: BaseException | None, result: Any) -> Any:
-        self._count(_C.COUNT_FAILURE)
+        if exc is None or isinstance(exc, Exception):
+            # Cancellation and interpreter exits are not failures of the call.
+            self._count(_C.COUNT_FAILURE)
         if exc is not None:
             raise exc
         return result
