@@ -3,9 +3,10 @@
 Owns RetryBudgetCore (a token bucket of retries: each success deposits `ratio` tokens, each retry
 withdraws one, as in gRPC retry throttling and Finagle's RetryBudget, plus an optional reserve
 refilled in time), RetryBase (the counters of a Retry policy, kept in C) and the guards
-SyncRetryGuard / AsyncRetryGuard. A guard runs the first attempt in C; only when it fails (an
-exception, or a result the policy retries on) does it hand over to the facade's Python retry
-loop (`_retry_sync` / `_retry_async`), which owns backoff, jitter, sleeping and the deadline.
+SyncRetryGuard / AsyncRetryGuard. A guard runs the first attempt in C (the async one through
+the GuardedCall awaitable of haperf_await.h); only when it fails (an exception, or a result the
+policy retries on) does it hand over to the facade's Python retry loop (`_retry_sync` /
+`_retry_async`), which owns backoff, jitter, sleeping and the deadline.
 
 Invariants: a guard keeps no per-call state outside the C stack and the coroutine frame, so
 concurrent calls through one decorator share nothing but the counters and the budget; the clock

@@ -49,6 +49,9 @@ class RetryBase:
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]: ...
 
+GuardedCall: type
+"""The awaitable an AsyncRetryGuard call returns (a collections.abc.Coroutine; haperf_await.h)."""
+
 class SyncRetryGuard:
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
