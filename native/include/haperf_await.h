@@ -286,6 +286,15 @@ static int haperf_await_clear(PyObject *self) {
     return 0;
 }
 
+/* Freed objects kept for reuse, so a guarded call usually costs no allocation. Each module that
+   includes this header has its own type and its own list. Under the GIL only: a free-threaded
+   build allocates every time. */
+#ifndef Py_GIL_DISABLED
+#define HAPERF_AWAIT_FREELIST_MAX 64
+static haperf_await *haperf_await_freelist[HAPERF_AWAIT_FREELIST_MAX];
+static int haperf_await_freelist_len = 0;
+#endif
+
 static void haperf_await_dealloc(PyObject *self) {
     haperf_await *a = (haperf_await *)self;
     PyTypeObject *type = Py_TYPE(self);
@@ -301,6 +310,13 @@ static void haperf_await_dealloc(PyObject *self) {
         PyErr_Restore(type_, value, tb);
     }
     haperf_await_clear(self);
+#ifndef Py_GIL_DISABLED
+    if (haperf_await_freelist_len < HAPERF_AWAIT_FREELIST_MAX) {
+        haperf_await_freelist[haperf_await_freelist_len++] = a;
+        Py_DECREF(type);
+        return;
+    }
+#endif
     PyObject_GC_Del(self);
     Py_DECREF(type);
 }
@@ -343,11 +359,22 @@ static PyObject *haperf_await_type_new(void) {
 static PyObject *haperf_await_new(PyObject *type, PyObject *policy, PyObject *coro,
                                   PyObject *fn, PyObject *args, PyObject *kwargs,
                                   const haperf_await_hooks *hooks) {
-    haperf_await *a = PyObject_GC_New(haperf_await, (PyTypeObject *)type);
-    if (a == NULL) {
-        return NULL;
+    haperf_await *a;
+#ifndef Py_GIL_DISABLED
+    if (haperf_await_freelist_len > 0) {
+        /* A freed object of this module's type: PyObject_Init gives it a new reference count
+           and takes the reference to the heap type again; it is untracked, as dealloc left it. */
+        a = haperf_await_freelist[--haperf_await_freelist_len];
+        (void)PyObject_Init((PyObject *)a, (PyTypeObject *)type);
+    } else
+#endif
+    {
+        a = PyObject_GC_New(haperf_await, (PyTypeObject *)type);
+        if (a == NULL) {
+            return NULL;
+        }
     }
-    /* PyObject_GC_New took the reference to the heap type that dealloc gives back. */
+    /* The object holds a reference to the heap type, given back by dealloc. */
     a->policy = Py_NewRef(policy);
     a->coro = Py_NewRef(coro);
     a->fn = Py_XNewRef(fn);

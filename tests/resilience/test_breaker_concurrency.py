@@ -231,3 +231,45 @@ def test_outcomes_from_threads_keep_the_window_consistent(window: str) -> None:
     m = breaker.metrics()
     assert m["calls"] == m["successes"] + m["failures"] == 4 * per_thread
     assert 0 <= m["buffered_failures"] <= m["buffered_calls"]
+
+
+def test_guarded_async_calls_do_not_leak() -> None:
+    breaker = CircuitBreaker("leak", window_size=100, calls_min=100, failure_rate_threshold=100)
+    retry = Retry("leak", attempts_max=2, initial_delay_ns=0)
+    rejecting = CircuitBreaker("leak_open")
+    rejecting.force_open()
+
+    @breaker
+    @retry
+    async def call(i: int) -> int:
+        if i % 2:
+            raise OSError(i)
+        return i
+
+    @rejecting
+    async def rejected() -> None:
+        return None
+
+    async def run(n: int) -> None:
+        for i in range(n):
+            try:
+                await call(i)
+            except OSError:
+                pass
+            try:
+                await rejected()
+            except CallNotPermittedError:
+                pass
+
+    asyncio.run(run(1000))  # warm up caches and free lists
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        asyncio.run(run(50_000))
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 256 * 1024, f"memory grew by {after - before} bytes"
+    assert retry.metrics()["calls"] == 51_000
