@@ -35,6 +35,12 @@ cdef extern from "Python.h":
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
 
 
+cdef extern from "haperf_guard.h":
+    ctypedef object (*haperf_guard_body_fn)(object, PyObject* const*, size_t, PyObject*, int*)
+    haperf_guard_body_fn haperf_guard_body
+    object haperf_guard_vectorcall(object, PyObject* const*, size_t, PyObject*)
+
+
 cdef extern from "haperf_await.h":
     ctypedef struct haperf_await:
         PyObject* policy
@@ -551,20 +557,23 @@ cdef class _Guard:
 cdef class SyncGuard(_Guard):
     """A sync function protected by a breaker. No lock is held across the call.
 
-    Calls arrive through vectorcall (_sync_vectorcall): the arguments are handed to the wrapped
-    function as they came, with no tuple or dict built. __call__ serves PyObject_Call callers.
+    Calls arrive through vectorcall (haperf_guard.h, then _sync_body): the arguments are handed
+    to the wrapped function as they came, with no tuple or dict built. __call__ serves
+    PyObject_Call callers.
     """
 
     def __cinit__(self):
-        self.vcall = _sync_vectorcall
+        self.vcall = haperf_guard_vectorcall
 
     def __call__(self, *args, **kwargs):
         return PyVectorcall_Call(self, args, kwargs)
 
 
-cdef object _sync_vectorcall(object self, PyObject* const* args, size_t nargsf, PyObject* kwnames):
-    # All in one function: an error leaving a Cython function adds a traceback entry (a frame
-    # object), so a rejection that passed through helpers would cost one frame per helper.
+cdef object _sync_body(object self, PyObject* const* args, size_t nargsf, PyObject* kwnames,
+                       int* rejected):
+    # The body of SyncGuard's vectorcall (haperf_guard.h). A rejection is returned with
+    # *rejected set and raised by the C caller, so it carries no traceback entry of this
+    # function; everything else happens in this one function for the same reason.
     cdef SyncGuard guard = <SyncGuard>self
     cdef BreakerBase policy = guard.policy
     cdef BreakerCore core = policy.core
@@ -580,7 +589,8 @@ cdef object _sync_vectorcall(object self, PyObject* const* args, size_t nargsf, 
     else:
         start = policy.now()
         if not core.acquire(start):
-            raise policy.rejection(start)
+            rejected[0] = 1
+            return policy.rejection(start)
     epoch = core.epoch
     try:
         result = PyObject_Vectorcall(guard.fn, args, nargsf, kwnames)
@@ -686,5 +696,6 @@ cdef int _enable_vectorcall(type cls, _Guard sample) except -1:
     return 0
 
 
+haperf_guard_body = _sync_body
 _enable_vectorcall(SyncGuard, SyncGuard())
 _enable_vectorcall(AsyncGuard, AsyncGuard())
