@@ -2,8 +2,10 @@
 
 BreakerCore is pure: it never reads a clock. Every method that needs the time takes `now_ns`
 (integer nanoseconds from a monotonic clock the caller owns), so tests drive it in virtual time.
-The guards (SyncGuard, AsyncGuard) are the decorator wrappers of haperf.resilience; they read the
-injected clock only when the core needs a time (see BreakerCore.clock_free).
+The guards (SyncGuard, whose vectorcall entry is haperf_guard.h, and AsyncGuard, whose calls
+return the GuardedCall awaitable of haperf_await.h) are the decorator wrappers of
+haperf.resilience; they read the injected clock only when the core needs a time (see
+BreakerCore.clock_free).
 
 States use resilience4j's numbering (also the value of the exported `state` gauge):
 CLOSED 0, OPEN 1, HALF_OPEN 2, DISABLED 3, FORCED_OPEN 4, METRICS_ONLY 5.
