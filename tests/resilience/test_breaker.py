@@ -473,6 +473,25 @@ def test_explicit_api_without_exceptions() -> None:
     b.on_ignored()  # harmless when nothing is in flight
 
 
+def test_allow_at_takes_the_time_from_the_caller() -> None:
+    reads = 0
+
+    def clock() -> int:
+        nonlocal reads
+        reads += 1
+        return 0
+
+    b = CircuitBreaker("at", window_size=1, calls_min=1, open_duration_ns=SECOND, clock=clock)
+    assert b.allow_at(0)
+    b.core.on_failure(0, 0)
+    assert b.state is S.OPEN
+    before = reads
+    assert not b.allow_at(SECOND - 1)
+    assert b.allow_at(SECOND)  # the wait is over: a probe
+    assert b.state is S.HALF_OPEN
+    assert reads == before
+
+
 def test_sync_and_async_context_managers() -> None:
     clock = FakeClock()
     b = make(clock, slow_call_ns=5 * MS, slow_call_rate_threshold=100.0, calls_min=2)

@@ -493,6 +493,12 @@ cdef class BreakerBase:
         """Same as allow()."""
         return self.allow()
 
+    def allow_at(self, int64_t now_ns):
+        """allow() for a caller that already holds the time (an event loop's clock reading,
+        a batch's timestamp): no clock read, so an OPEN breaker answers as fast as a CLOSED one.
+        `now_ns` must come from the breaker's clock."""
+        return self.core.acquire(now_ns) == 1
+
     def on_success(self, int64_t duration_ns=0):
         """Record a successful call that took `duration_ns`."""
         cdef BreakerCore core = self.core

@@ -74,6 +74,10 @@ def _core_allow_open() -> Op:
     return Op(breaker.core.allow, (time.monotonic_ns(),))
 
 
+def _allow_at_open() -> Op:
+    return Op(_open().allow_at, (time.monotonic_ns(),))
+
+
 def _clock_read() -> Op:
     return Op(time.monotonic_ns)
 
@@ -245,6 +249,12 @@ register_all(
             "breaker",
             "core.allow(now_ns) -> False: the pure native check, time passed in",
             _core_allow_open,
+        ),
+        Benchmark(
+            "breaker.allow_at_open",
+            "breaker",
+            "breaker.allow_at(now_ns) -> False: the facade with the time passed in",
+            _allow_at_open,
         ),
         Benchmark(
             "breaker.reject_open",
