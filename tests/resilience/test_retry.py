@@ -535,3 +535,34 @@ def test_async_retry_wrapper_is_a_coroutine_for_asyncio() -> None:
     pending = call()
     assert asyncio.iscoroutine(pending)
     assert asyncio.run(pending) == 1
+
+
+def test_retry_after_can_wait_out_an_open_breaker() -> None:
+    from haperf.errors import CallNotPermittedError
+    from haperf.resilience import CircuitBreaker
+
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        "down", window_size=1, calls_min=1, open_duration_ns=3 * SECOND, clock=clock
+    )
+
+    def wait_for_breaker(exc: BaseException | None, result: Any) -> int | None:
+        return exc.retry_after_ns if isinstance(exc, CallNotPermittedError) else None
+
+    r = make(clock, attempts_max=3, retry_after=wait_for_breaker)
+    calls = 0
+
+    @r
+    @breaker
+    def call() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("first failure opens the breaker")
+        return "ok"
+
+    assert call() == "ok"
+    # Retry 1 waits the backoff and is rejected; retry 2 waits exactly the breaker's remaining
+    # open time, and the half-open probe succeeds.
+    assert clock.slept_ns == [100 * MS, 3 * SECOND - 100 * MS]
+    assert calls == 2
