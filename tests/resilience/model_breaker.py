@@ -95,7 +95,7 @@ class BreakerModel:
             window = self._in_window(now)
             if len(window) >= self.calls_min and self._trips([(f, s) for _, f, s in window]):
                 self._to(OPEN, now)
-        elif self.state == HALF_OPEN:
+        elif self.state == HALF_OPEN and len(self.probes) < self.probes_taken:
             self.probes.append((failed, slow))
             if len(self.probes) >= self.half_open_permits:
                 self._to(OPEN if self._trips(self.probes) else CLOSED, now)

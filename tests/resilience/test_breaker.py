@@ -473,6 +473,23 @@ def test_explicit_api_without_exceptions() -> None:
     b.on_ignored()  # harmless when nothing is in flight
 
 
+def test_half_open_outcomes_without_a_permit_do_not_answer_for_probes() -> None:
+    clock = FakeClock()
+    b = make(clock, half_open_permits=1)
+    open_breaker(b)
+    clock.advance(10 * SECOND)
+    assert b.allow()  # the only probe
+    b.on_success(0)  # its answer: closes
+    assert b.state is S.CLOSED
+    open_breaker(b)
+    clock.advance(10 * SECOND)
+    assert b.is_call_permitted()
+    b.core.transition_to(2, clock())  # HALF_OPEN with no probe taken
+    b.on_failure(0)  # no permit was taken: counted, but the breaker still waits for a probe
+    assert b.state is S.HALF_OPEN
+    assert b.metrics()["failures"] == 9
+
+
 def test_allow_at_takes_the_time_from_the_caller() -> None:
     reads = 0
 

@@ -304,10 +304,13 @@ cdef class BreakerCore:
         elif state == METRICS_ONLY:
             self._window_add(failure, slow, now_ns)
         elif state == HALF_OPEN:
+            if self.half_open_calls >= self.half_open_used:
+                # An outcome no probe permit was taken for (explicit-API misuse): it is counted
+                # above but cannot answer for a probe.
+                return 0
             self.half_open_calls += 1
             self.half_open_failures += failure
             self.half_open_slow += slow
-            assert self.half_open_calls <= self.half_open_used
             if self.half_open_calls >= self.half_open_permits:
                 calls = <double>self.half_open_calls
                 if (self.half_open_failures * 100.0 >= self.failure_rate_threshold * calls
