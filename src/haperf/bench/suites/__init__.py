@@ -13,6 +13,8 @@ SUITES = (
     "haperf.bench.suites.raft",
     "haperf.bench.suites.wal",
     "haperf.bench.suites.codec",
+    "haperf.bench.suites.breaker",
+    "haperf.bench.suites.retry",
 )
 
 _loaded = False
