@@ -1,0 +1,23 @@
+"""Stub for haperf._native.deadline: the deadline min-heap behind the async timeouts."""
+
+from typing import Final
+
+DEF_SLOTS: Final[int]
+COMPACT_SLACK: Final[int]
+ENTRIES_MAX_DEFAULT: Final[int]
+
+class DeadlineQueue:
+    entries_max: int
+    live: int
+    added: int
+    expired: int
+    removed: int
+    compactions: int
+    heap_len: int
+    def __init__(self, entries_max: int = ...) -> None: ...
+    def add(self, deadline_ns: int, obj: object) -> int: ...
+    def remove(self, handle: int) -> bool: ...
+    def fired(self, handle: int) -> bool: ...
+    def deadline_of(self, handle: int) -> int: ...
+    def next_deadline(self) -> int | None: ...
+    def pop_expired(self, now_ns: int) -> list[object]: ...

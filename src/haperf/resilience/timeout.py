@@ -1,0 +1,260 @@
+"""Async timeouts without a timer handle per call: one deadline queue and one timer per loop.
+
+Owns Timeout (the policy), TimeoutScope (an `async with` block, the counterpart of
+asyncio.Timeout) and the per-loop wheel that expires both. Entries live in a native min-heap
+(haperf._native.deadline); the loop holds ONE timer, armed at the earliest live deadline and
+re-armed only when a new deadline is earlier or when it fires. Deadlines are on the loop's clock
+(loop.time()), the clock its timer runs on, so virtual-time loops drive it in tests.
+
+Semantics are asyncio.timeout's (CPython 3.11 asyncio/timeouts.py): at expiry the task is
+cancelled; on exit an expired scope calls task.uncancel() and, if no other cancellation
+is pending (uncancel() <= the count at entry) and the block ended in CancelledError, raises
+TimeoutError from it. An outer cancel() during the block stays a CancelledError; nested scopes
+convert only their own expiry; a scope is entered once (RuntimeError on reuse).
+"""
+
+import asyncio
+import functools
+import weakref
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, cast
+
+from haperf._native.callstats import CallStats
+from haperf._native.deadline import DeadlineQueue
+from haperf.resilience._limits_common import P, R, check_int_range, check_name, require_async
+
+TIMEOUT_NS_MAX = 1 << 62
+ENTRIES_MAX = 1 << 20
+
+
+def _loop_ns(loop: asyncio.AbstractEventLoop) -> int:
+    return int(loop.time() * 1e9)
+
+
+class _Wheel:
+    """The deadline queue of one event loop and its single timer."""
+
+    __slots__ = ("__weakref__", "armed_ns", "handle", "queue")
+
+    def __init__(self) -> None:
+        self.queue = DeadlineQueue(ENTRIES_MAX)
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed_ns = -1
+
+    def add(self, loop: asyncio.AbstractEventLoop, deadline_ns: int, obj: object) -> int:
+        handle = self.queue.add(deadline_ns, obj)
+        if self.handle is None or deadline_ns < self.armed_ns:
+            self._arm(loop, deadline_ns)
+        return handle
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline_ns: int) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.armed_ns = deadline_ns
+        self.handle = loop.call_at(deadline_ns / 1e9, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.handle = None
+        for obj in self.queue.pop_expired(_loop_ns(loop)):
+            if type(obj) is TimeoutScope:
+                obj._on_timeout()
+            else:
+                cast("asyncio.Task[Any]", obj).cancel()
+        nxt = self.queue.next_deadline()
+        if nxt is not None:
+            self._arm(loop, nxt)
+
+
+_wheels: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _wheel(loop: asyncio.AbstractEventLoop) -> _Wheel:
+    wheel = _wheels.get(loop)
+    if wheel is None:
+        wheel = _wheels[loop] = _Wheel()
+    return wheel
+
+
+def wheel_stats(loop: asyncio.AbstractEventLoop) -> dict[str, int]:
+    """Counters of the loop's deadline queue (live entries, heap nodes, expirations, ...)."""
+    q = _wheel(loop).queue
+    return {
+        "live": q.live,
+        "heap_len": q.heap_len,
+        "added": q.added,
+        "expired": q.expired,
+        "removed": q.removed,
+        "compactions": q.compactions,
+    }
+
+
+_CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = range(5)
+
+
+class TimeoutScope:
+    """`async with TimeoutScope(when_ns):` cancels the block at loop time when_ns (None: never).
+
+    Same contract as asyncio.Timeout: when(), reschedule(when), expired(). Times are loop-clock
+    integer nanoseconds (deadline_ns(loop) gives now).
+    """
+
+    __slots__ = ("_cancelling", "_handle", "_loop", "_state", "_stats", "_task", "_when_ns")
+
+    def __init__(self, when_ns: int | None, *, _stats: CallStats | None = None) -> None:
+        self._state = _CREATED
+        self._when_ns = when_ns
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle = -1
+        self._cancelling = 0
+        self._stats = _stats
+
+    def when(self) -> int | None:
+        return self._when_ns
+
+    def expired(self) -> bool:
+        return self._state in (_EXPIRING, _EXPIRED)
+
+    def reschedule(self, when_ns: int | None) -> None:
+        if self._state != _ENTERED:
+            if self._state == _CREATED:
+                raise RuntimeError("Timeout has not been entered")
+            raise RuntimeError("Cannot change state of a finished or expiring timeout")
+        assert self._loop is not None
+        wheel = _wheel(self._loop)
+        if self._handle >= 0:
+            wheel.queue.remove(self._handle)
+            self._handle = -1
+        self._when_ns = when_ns
+        if when_ns is not None:
+            self._handle = wheel.add(self._loop, when_ns, self)
+
+    def _on_timeout(self) -> None:
+        assert self._state == _ENTERED and self._task is not None
+        self._task.cancel()
+        self._state = _EXPIRING
+
+    async def __aenter__(self) -> "TimeoutScope":
+        if self._state != _CREATED:
+            raise RuntimeError("Timeout has already been entered")
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("Timeout should be used inside a task")
+        self._state = _ENTERED
+        self._task = task
+        self._loop = asyncio.get_running_loop()
+        self._cancelling = task.cancelling()
+        self.reschedule(self._when_ns)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._state in (_ENTERED, _EXPIRING) and self._loop is not None
+        if self._handle >= 0:
+            _wheel(self._loop).queue.remove(self._handle)
+            self._handle = -1
+        if self._state == _EXPIRING:
+            self._state = _EXPIRED
+            assert self._task is not None
+            if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+                if self._stats is not None:
+                    self._stats.timeouts += 1
+                raise TimeoutError from exc
+        elif self._state == _ENTERED:
+            self._state = _EXITED
+
+
+def loop_now_ns() -> int:
+    """The running loop's clock in ns (the clock TimeoutScope deadlines are on)."""
+    return _loop_ns(asyncio.get_running_loop())
+
+
+def timeout_scope(delay_ns: int | None) -> TimeoutScope:
+    """A TimeoutScope expiring delay_ns from now on the running loop (None: never)."""
+    if delay_ns is None:
+        return TimeoutScope(None)
+    return TimeoutScope(loop_now_ns() + delay_ns)
+
+
+class Timeout:
+    """Cancel an async call after `timeout_ns` and raise TimeoutError (asyncio.timeout semantics).
+
+    The decorator does not create a timer handle or a task per call: it registers the current
+    task in the loop's deadline queue and retires the entry when the call returns.
+    """
+
+    def __init__(self, timeout_ns: int, *, name: str = "timeout") -> None:
+        check_int_range("timeout_ns", timeout_ns, 1, TIMEOUT_NS_MAX)
+        self.name = check_name(name)
+        self.timeout_ns = timeout_ns
+        self._stats = CallStats()
+
+    def scope(self) -> TimeoutScope:
+        """An `async with` block bounded by this policy's timeout (counted in its metrics)."""
+        return TimeoutScope(loop_now_ns() + self.timeout_ns, _stats=self._stats)
+
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        require_async(fn, f"Timeout {self.name!r}")
+        timeout_ns = self.timeout_ns
+        stats = self._stats
+        get_loop = asyncio.get_running_loop
+        current_task = asyncio.current_task
+        cancelled_error = asyncio.CancelledError
+        last: list[Any] = [None, None]
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            loop = get_loop()
+            if loop is last[0]:
+                wheel = last[1]
+            else:
+                wheel = _wheel(loop)
+                last[0], last[1] = loop, wheel
+            task = current_task(loop)
+            if task is None:
+                raise RuntimeError("Timeout should be used inside a task")
+            cancelling = task.cancelling()
+            stats.calls += 1
+            handle = wheel.add(loop, int(loop.time() * 1e9) + timeout_ns, task)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                # An expired entry: undo our cancel; convert it only if it is ours alone.
+                if (
+                    wheel.queue.remove(handle)
+                    and task.uncancel() <= cancelling
+                    and type(exc) is cancelled_error
+                ):
+                    stats.timeouts += 1
+                    raise TimeoutError(
+                        f"{getattr(fn, '__qualname__', 'call')} took longer than "
+                        f"{timeout_ns} ns ({self.name})"
+                    ) from exc
+                stats.failures += 1
+                raise
+            if wheel.queue.remove(handle):
+                # Expired, but the call swallowed the cancellation and returned: like
+                # asyncio.timeout, undo our cancel request and let the result through.
+                task.uncancel()
+            stats.successes += 1
+            return result
+
+        return wrapper
+
+    def metrics(self) -> dict[str, int | float]:
+        stats = self._stats
+        return {
+            "calls": stats.calls,
+            "successes": stats.successes,
+            "failures": stats.failures,
+            "timeouts": stats.timeouts,
+        }

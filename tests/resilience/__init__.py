@@ -1,0 +1,1 @@
+"""Tests of haperf.resilience: every policy in virtual time, concurrency, the pipeline."""
