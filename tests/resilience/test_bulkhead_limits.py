@@ -175,9 +175,8 @@ def test_thread_queue_full_and_queue_timeout() -> None:
     holder.start()
     assert entered.wait(30)
     # One waiter may queue: it times out (the holder is blocked until we release it).
-    with pytest.raises(BulkheadFullError, match="queue timeout"):
-        with bh:
-            pass
+    with pytest.raises(BulkheadFullError, match="queue timeout"), bh:
+        pass
     release.set()
     holder.join(30)
     m = bh.metrics()

@@ -7,6 +7,7 @@ same cases, and the property that matters for speed: no timer handle per call.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -168,9 +169,8 @@ def test_nested_same_deadline_outer_converts() -> None:
     def case(scope: Scope) -> Callable[[VirtualLoop], Any]:
         async def main(loop: VirtualLoop) -> str:
             try:
-                async with scope(0.1):
-                    async with scope(0.1):
-                        await asyncio.sleep(5)
+                async with scope(0.1), scope(0.1):
+                    await asyncio.sleep(5)
             except TimeoutError:
                 return "timeout"
             return "no"
@@ -184,10 +184,8 @@ def test_swallowed_cancellation_returns_normally() -> None:
     def case(scope: Scope) -> Callable[[VirtualLoop], Any]:
         async def main(loop: VirtualLoop) -> str:
             async with scope(0.1) as cm:
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.sleep(5)
-                except asyncio.CancelledError:
-                    pass
             task = asyncio.current_task()
             assert task is not None
             return f"expired={cm.expired()} cancelling={task.cancelling()}"
