@@ -18,6 +18,7 @@ cdef class TokenBucket:
     cdef double _tokens
     cdef int64_t _last_ns
     cdef object _clock
+    cdef object _slow
     cdef public Py_ssize_t queued
     cdef readonly uint64_t granted
     cdef readonly uint64_t rejected

@@ -16,6 +16,35 @@ cdef double _EPS = 1e-9
 
 
 @cython.final
+cdef class _Ready:
+    """An awaitable that is already done (result None): what acquire() returns on the fast
+    path, so an uncontended `await limiter.acquire()` creates no coroutine and no frame."""
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration
+
+    def send(self, value):
+        raise StopIteration
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        pass
+
+
+cdef _Ready _READY = _Ready()
+
+
+@cython.final
 cdef class TokenBucket:
     """A token bucket holding at most `burst` tokens, refilled at `rate_per_s` tokens per second.
 
@@ -71,6 +100,16 @@ cdef class TokenBucket:
     def try_take_now(self, double n=1.0):
         """Like try_acquire_now but a refusal is not counted (the caller is about to queue)."""
         return self.queued == 0 and self._take(<int64_t>self._clock(), n)
+
+    def set_slow_path(self, object slow):
+        """`slow(n)` returns the awaitable acquire() hands out when it cannot take n now."""
+        self._slow = slow
+
+    def acquire(self, double n=1.0):
+        """An awaitable for n tokens: a done one if they are taken now, else slow(n)."""
+        if self.queued == 0 and self._take(<int64_t>self._clock(), n):
+            return _READY
+        return self._slow(n)
 
     def take_queued(self, int64_t now_ns, double n):
         """Take n tokens for the head of the queue (ignores `queued`); True if taken."""

@@ -17,7 +17,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, overload
 
 from haperf._native.callstats import CallStats
@@ -53,13 +53,15 @@ class RateLimiter:
     """Token bucket: `rate_per_s` tokens per second, at most `burst` saved up (default: rate).
 
     `try_acquire(n=1.0) -> bool` takes n tokens now or refuses (never waits; it is the native
-    method itself, no Python frame in between). `await acquire(n)` waits its turn in FIFO
-    order; `wait_ns_max` bounds how long a request may expect to wait (RateLimitedError at once
-    if the estimate is longer). As a decorator, sync calls use try_acquire (RateLimitedError when
+    method itself, no Python frame in between). `await acquire(n=1.0)` waits its turn in FIFO
+    order (also native: when the tokens are there it returns an already-done awaitable).
+    `wait_ns_max` bounds how long a request may expect to wait (RateLimitedError at once if the
+    estimate is longer). As a decorator, sync calls use try_acquire (RateLimitedError when
     refused) and async calls use acquire.
     """
 
     try_acquire: Callable[..., bool]
+    acquire: Callable[..., Awaitable[None]]
 
     def __init__(
         self,
@@ -84,6 +86,10 @@ class RateLimiter:
         self._clock = check_clock(clock)
         self._bucket = TokenBucket(float(rate_per_s), float(burst), clock(), clock)
         self.try_acquire = self._bucket.try_acquire_now
+        # acquire(n=1.0) -> awaitable: native; a done awaitable when tokens are taken at once
+        # (no coroutine is created), else the coroutine of _acquire_slow(n).
+        self._bucket.set_slow_path(self._acquire_slow)
+        self.acquire = self._bucket.acquire
         self._waiters: deque[_Waiter] = deque()
         self._waiters_max = waiters_max
         self._wait_ns_max = wait_ns_max
@@ -110,7 +116,7 @@ class RateLimiter:
                 "a request above burst could never be served"
             )
 
-    async def acquire(self, n: float = 1.0) -> None:
+    async def _acquire_slow(self, n: float) -> None:
         """Wait until n tokens are granted to this caller, in FIFO order."""
         bucket = self._bucket
         if bucket.try_take_now(n):

@@ -15,6 +15,7 @@ convert only their own expiry; a scope is entered once (RuntimeError on reuse).
 
 import asyncio
 import functools
+import sys
 import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -26,6 +27,17 @@ from haperf.resilience._limits_common import P, R, check_int_range, check_name, 
 
 TIMEOUT_NS_MAX = 1 << 62
 ENTRIES_MAX = 1 << 20
+UNARMED_NS = 1 << 63
+
+
+if sys.version_info < (3, 12):
+    # 3.11's asyncio.current_task(loop) is Python code around this dict lookup (3.12 made it C):
+    # calling the lookup directly saves a Python frame on every call.
+    _current_tasks: dict[asyncio.AbstractEventLoop, "asyncio.Task[Any]"]
+    _current_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined,unused-ignore]
+    _task_of = _current_tasks.get
+else:
+    _task_of = asyncio.current_task
 
 
 def _loop_ns(loop: asyncio.AbstractEventLoop) -> int:
@@ -40,11 +52,12 @@ class _Wheel:
     def __init__(self) -> None:
         self.queue = DeadlineQueue(ENTRIES_MAX)
         self.handle: asyncio.TimerHandle | None = None
-        self.armed_ns = -1
+        # The deadline the timer is armed for; UNARMED_NS (above any deadline) when none is.
+        self.armed_ns = UNARMED_NS
 
     def add(self, loop: asyncio.AbstractEventLoop, deadline_ns: int, obj: object) -> int:
         handle = self.queue.add(deadline_ns, obj)
-        if self.handle is None or deadline_ns < self.armed_ns:
+        if deadline_ns < self.armed_ns:
             self._arm(loop, deadline_ns)
         return handle
 
@@ -56,6 +69,7 @@ class _Wheel:
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self.handle = None
+        self.armed_ns = UNARMED_NS
         for obj in self.queue.pop_expired(_loop_ns(loop)):
             if type(obj) is TimeoutScope:
                 obj._on_timeout()
@@ -207,30 +221,33 @@ class Timeout:
         timeout_ns = self.timeout_ns
         stats = self._stats
         get_loop = asyncio.get_running_loop
-        current_task = asyncio.current_task
+        current_task = _task_of
         cancelled_error = asyncio.CancelledError
-        last: list[Any] = [None, None]
+        cached_loop: asyncio.AbstractEventLoop | None = None
+        wheel = _Wheel()  # replaced by the running loop's wheel on the first call
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            nonlocal cached_loop, wheel
             loop = get_loop()
-            if loop is last[0]:
-                wheel = last[1]
-            else:
+            if loop is not cached_loop:
                 wheel = _wheel(loop)
-                last[0], last[1] = loop, wheel
+                cached_loop = loop
             task = current_task(loop)
             if task is None:
                 raise RuntimeError("Timeout should be used inside a task")
             cancelling = task.cancelling()
-            stats.calls += 1
-            handle = wheel.add(loop, int(loop.time() * 1e9) + timeout_ns, task)
+            deadline = int(loop.time() * 1e9) + timeout_ns
+            queue = wheel.queue
+            handle = queue.add(deadline, task)
+            if deadline < wheel.armed_ns:
+                wheel._arm(loop, deadline)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
                 # An expired entry: undo our cancel; convert it only if it is ours alone.
                 if (
-                    wheel.queue.remove(handle)
+                    queue.remove(handle)
                     and task.uncancel() <= cancelling
                     and type(exc) is cancelled_error
                 ):
@@ -241,7 +258,7 @@ class Timeout:
                     ) from exc
                 stats.failures += 1
                 raise
-            if wheel.queue.remove(handle):
+            if queue.remove(handle):
                 # Expired, but the call swallowed the cancellation and returned: like
                 # asyncio.timeout, undo our cancel request and let the result through.
                 task.uncancel()
@@ -253,7 +270,7 @@ class Timeout:
     def metrics(self) -> dict[str, int | float]:
         stats = self._stats
         return {
-            "calls": stats.calls,
+            "calls": stats.successes + stats.failures + stats.timeouts,
             "successes": stats.successes,
             "failures": stats.failures,
             "timeouts": stats.timeouts,
