@@ -144,8 +144,8 @@ cdef class GradientLimit:
     gradient = clamp(rtt_tolerance * long_rtt / short_rtt, 0.5, 1.0); the target is
     limit * gradient + sqrt(limit) (the queue allowance that lets the limit probe upwards), and
     the limit moves `smoothing` of the way to it. long_rtt is an exponential average over
-    `long_window` samples; when it is more than twice short_rtt (load has gone away) it decays
-    towards short_rtt so the limit can recover. A dropped sample uses the minimum gradient (0.5):
+    `long_window` samples; when it is more than twice short_rtt (load has gone away) it is cut
+    by 10% per sample so the limit can recover. A dropped sample uses the minimum gradient (0.5):
     an error is the strongest congestion signal. Samples while inflight < limit / 2 do not move
     the limit (the application, not the service, bounds the concurrency).
     """
@@ -175,7 +175,7 @@ cdef class GradientLimit:
             factor = 2.0 / (<double>self.long_window + 1.0)
             self.long_rtt_ns = self.long_rtt_ns * (1.0 - factor) + rtt * factor
         if self.long_rtt_ns / rtt > 2.0:
-            self.long_rtt_ns = self.long_rtt_ns * 0.95
+            self.long_rtt_ns = self.long_rtt_ns * 0.9
         if dropped:
             self.drops += 1
             gradient = 0.5

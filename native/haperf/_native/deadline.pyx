@@ -83,6 +83,11 @@ cdef class DeadlineQueue:
     cdef bint _node_live(self, HeapNode* node) noexcept:
         return self._state[node.slot] == _LIVE and self._gen[node.slot] == node.gen
 
+    cdef bint _before(self, HeapNode* a, HeapNode* b) noexcept:
+        return a.deadline_ns < b.deadline_ns or (
+            a.deadline_ns == b.deadline_ns and a.seq < b.seq
+        )
+
     cdef int _push(self, int64_t deadline_ns, uint32_t slot, uint32_t gen) except -1:
         cdef Py_ssize_t i, parent
         cdef HeapNode node
@@ -93,13 +98,15 @@ cdef class DeadlineQueue:
             self._heap = grown
             self._heap_cap *= 2
         node.deadline_ns = deadline_ns
+        node.seq = self._seq
+        self._seq += 1
         node.slot = slot
         node.gen = gen
         i = self._heap_len
         self._heap_len += 1
         while i > 0:
             parent = (i - 1) >> 1
-            if self._heap[parent].deadline_ns <= deadline_ns:
+            if not self._before(&node, &self._heap[parent]):
                 break
             self._heap[i] = self._heap[parent]
             i = parent
@@ -114,9 +121,9 @@ cdef class DeadlineQueue:
             child = 2 * i + 1
             if child >= n:
                 break
-            if child + 1 < n and self._heap[child + 1].deadline_ns < self._heap[child].deadline_ns:
+            if child + 1 < n and self._before(&self._heap[child + 1], &self._heap[child]):
                 child += 1
-            if self._heap[child].deadline_ns >= node.deadline_ns:
+            if not self._before(&self._heap[child], &node):
                 break
             self._heap[i] = self._heap[child]
             i = child
