@@ -7,6 +7,8 @@ removing an entry is O(1) (its heap node goes stale and is skipped or compacted 
 a stale handle can never touch a reused slot. Equal deadlines expire in the order they were
 added (ties break on an insertion sequence number), so expiry order is deterministic. Invariants: live <= heap_len <= entries_max;
 a slot is FIRED only after pop_expired handed its object out, and remove() reports that.
+`armed_ns` is the deadline the owner's timer is armed for (INT64_MAX: none); add_after()
+reports a deadline earlier than it, so the owner re-arms only then.
 """
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -37,6 +39,7 @@ cdef class DeadlineQueue:
     cdef readonly uint64_t removed
     cdef readonly uint64_t compactions
     cdef uint64_t _seq
+    cdef public int64_t armed_ns
 
     cdef int _grow_slots(self) except -1
     cdef int _push(self, int64_t deadline_ns, uint32_t slot, uint32_t gen) except -1

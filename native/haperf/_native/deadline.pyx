@@ -7,7 +7,7 @@ that finish before their deadline costs O(1) amortised and bounded memory.
 
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 DEF_SLOTS = 64
@@ -29,6 +29,7 @@ cdef class DeadlineQueue:
             raise ValueError(f"entries_max must be in 1..2**31-1, got {entries_max}")
         self.entries_max = entries_max
         self._objs = []
+        self.armed_ns = INT64_MAX
         self._heap_cap = DEF_SLOTS
         self._heap = <HeapNode*>PyMem_Malloc(self._heap_cap * sizeof(HeapNode))
         if self._heap == NULL:
@@ -167,6 +168,18 @@ cdef class DeadlineQueue:
             self._compact()
         return (<uint64_t>gen << 32) | slot
 
+    def add_after(self, double now_s, int64_t delay_ns, object obj):
+        """Add an entry due delay_ns after now_s (a loop time in float seconds).
+
+        Returns its handle, or ~handle (a negative number) when the deadline is earlier than
+        armed_ns, i.e. the owner must re-arm its timer for deadline_of(handle).
+        """
+        cdef int64_t deadline_ns = <int64_t>(now_s * 1e9) + delay_ns
+        handle = self.add(deadline_ns, obj)
+        if deadline_ns < self.armed_ns:
+            return ~handle
+        return handle
+
     def remove(self, uint64_t handle):
         """Retire an entry. Returns True if it had fired (pop_expired handed it out), else False.
 
@@ -182,7 +195,8 @@ cdef class DeadlineQueue:
             self.live -= 1
             self.removed += 1
         self._state[slot] = _FREE
-        self._gen[slot] = gen + 1
+        # 31-bit generations keep handles below 2**63, so ~handle is a negative int64.
+        self._gen[slot] = (gen + 1) & 0x7FFFFFFF
         self._objs[slot] = None
         self._free[self._free_len] = slot
         self._free_len += 1

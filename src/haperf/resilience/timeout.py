@@ -27,7 +27,7 @@ from haperf.resilience._limits_common import P, R, check_int_range, check_name, 
 
 TIMEOUT_NS_MAX = 1 << 62
 ENTRIES_MAX = 1 << 20
-UNARMED_NS = 1 << 63
+UNARMED_NS = (1 << 63) - 1  # INT64_MAX: no timer armed
 
 
 if sys.version_info < (3, 12):
@@ -45,31 +45,34 @@ def _loop_ns(loop: asyncio.AbstractEventLoop) -> int:
 
 
 class _Wheel:
-    """The deadline queue of one event loop and its single timer."""
+    """The deadline queue of one event loop and its single timer.
 
-    __slots__ = ("__weakref__", "armed_ns", "handle", "queue")
+    The wheel holds no reference to the loop or to its timer handle (the loop's timer holds the
+    wheel), so a closed loop is not kept alive by the weak table below. A timer armed earlier
+    than the previous one supersedes it by `token`: the superseded timer fires as a no-op.
+    """
+
+    __slots__ = ("__weakref__", "queue", "token")
 
     def __init__(self) -> None:
         self.queue = DeadlineQueue(ENTRIES_MAX)
-        self.handle: asyncio.TimerHandle | None = None
-        # The deadline the timer is armed for; UNARMED_NS (above any deadline) when none is.
-        self.armed_ns = UNARMED_NS
+        self.token = 0
 
     def add(self, loop: asyncio.AbstractEventLoop, deadline_ns: int, obj: object) -> int:
         handle = self.queue.add(deadline_ns, obj)
-        if deadline_ns < self.armed_ns:
-            self._arm(loop, deadline_ns)
+        if deadline_ns < self.queue.armed_ns:
+            self.arm(loop, deadline_ns)
         return handle
 
-    def _arm(self, loop: asyncio.AbstractEventLoop, deadline_ns: int) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.armed_ns = deadline_ns
-        self.handle = loop.call_at(deadline_ns / 1e9, self._fire, loop)
+    def arm(self, loop: asyncio.AbstractEventLoop, deadline_ns: int) -> None:
+        self.token += 1
+        self.queue.armed_ns = deadline_ns
+        loop.call_at(deadline_ns / 1e9, self._fire, loop, self.token)
 
-    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.handle = None
-        self.armed_ns = UNARMED_NS
+    def _fire(self, loop: asyncio.AbstractEventLoop, token: int) -> None:
+        if token != self.token:
+            return  # superseded by an earlier deadline
+        self.queue.armed_ns = UNARMED_NS
         for obj in self.queue.pop_expired(_loop_ns(loop)):
             if type(obj) is TimeoutScope:
                 obj._on_timeout()
@@ -77,7 +80,7 @@ class _Wheel:
                 cast("asyncio.Task[Any]", obj).cancel()
         nxt = self.queue.next_deadline()
         if nxt is not None:
-            self._arm(loop, nxt)
+            self.arm(loop, nxt)
 
 
 _wheels: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel]" = (
@@ -237,11 +240,11 @@ class Timeout:
             if task is None:
                 raise RuntimeError("Timeout should be used inside a task")
             cancelling = task.cancelling()
-            deadline = int(loop.time() * 1e9) + timeout_ns
             queue = wheel.queue
-            handle = queue.add(deadline, task)
-            if deadline < wheel.armed_ns:
-                wheel._arm(loop, deadline)
+            handle = queue.add_after(loop.time(), timeout_ns, task)
+            if handle < 0:
+                handle = ~handle
+                wheel.arm(loop, queue.deadline_of(handle))
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
