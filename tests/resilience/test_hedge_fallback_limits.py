@@ -211,3 +211,25 @@ def test_fake_clock_is_monotonic_helper() -> None:
     clock = FakeClock()
     with pytest.raises(AssertionError):
         clock.advance(-1)
+
+
+def test_hedges_start_one_delay_apart_and_the_fastest_wins() -> None:
+    async def main(loop: VirtualLoop) -> None:
+        starts: list[int] = []
+        delays = [1.0, 1.0, 0.004]
+
+        async def call() -> str:
+            i = len(starts)
+            starts.append(loop.clock_ns())
+            await asyncio.sleep(delays[i])
+            return f"attempt{i}"
+
+        t0 = loop.clock_ns()
+        hedge = Hedge(delay_ns=10 * MS, hedges_max=2)
+        assert await hedge(call)() == "attempt2"
+        assert [s - t0 for s in starts] == [0, 10 * MS, 20 * MS]
+        assert loop.clock_ns() - t0 == 24 * MS
+        m = hedge.metrics()
+        assert (m["hedges"], m["cancellations"]) == (2, 2)
+
+    run_virtual(main)

@@ -27,8 +27,61 @@ from haperf.resilience._limits_common import (
     require_async,
 )
 from haperf.resilience.budget import ErrorBudget, LatencyBudget
+from haperf.resilience.timeout import _Wheel, _wheel
 
 HEDGES_MAX_LIMIT = 8
+
+
+class _DelayTimer:
+    """A hedge delay in the loop's deadline queue (no TimerHandle per call): at the deadline
+    the queue calls cancel(), which wakes the waiting call and marks the hedge as due."""
+
+    __slots__ = ("fired", "waiter")
+
+    def __init__(self, waiter: "asyncio.Future[None]") -> None:
+        self.waiter = waiter
+        self.fired = False
+
+    def cancel(self) -> None:
+        self.fired = True
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def _wait_any(
+    loop: asyncio.AbstractEventLoop,
+    wheel: _Wheel,
+    pending: "list[asyncio.Task[Any]]",
+    delay_ns: int,
+) -> bool:
+    """Wait until one of `pending` finishes or delay_ns passes (never when delay_ns < 0).
+
+    True when the delay passed first and nothing finished: a hedge is due.
+    """
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_task: "asyncio.Task[Any]") -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for task in pending:
+        task.add_done_callback(wake)
+    timer = None
+    handle = -1
+    if delay_ns >= 0:
+        timer = _DelayTimer(waiter)
+        handle = wheel.queue.add_after(loop.time(), delay_ns, timer)
+        if handle < 0:
+            handle = ~handle
+            wheel.arm(loop, wheel.queue.deadline_of(handle))
+    try:
+        await waiter
+    finally:
+        for task in pending:
+            task.remove_done_callback(wake)
+        if handle >= 0:
+            wheel.queue.remove(handle)
+    return timer is not None and timer.fired and not any(t.done() for t in pending)
 
 
 class Hedge:
@@ -85,62 +138,53 @@ class Hedge:
         stats = self._stats
         clock = self._clock
         hedges_max = self.hedges_max
+        latency = self._latency
+        get_loop = asyncio.get_running_loop
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             stats.calls += 1
-            loop = asyncio.get_running_loop()
-            started: dict[asyncio.Task[R], int] = {}
-
-            def launch() -> None:
-                started[loop.create_task(fn(*args, **kwargs))] = clock()
-
-            launch()
-            pending: set[asyncio.Task[R]] = set(started)
+            loop = get_loop()
+            wheel = _wheel(loop)
+            delay_ns = self.current_delay_ns()
+            attempts: list[asyncio.Task[R]] = []
+            starts: list[int] = []
             hedges = 0
+            hedge_due = False
             last_error: BaseException | None = None
-            delay_s = self.current_delay_ns() / 1e9
             try:
+                attempts.append(loop.create_task(fn(*args, **kwargs)))
+                starts.append(clock())
                 while True:
-                    can_hedge = hedges < hedges_max
-                    if not pending:
-                        if can_hedge and self._may_hedge():
-                            hedges += 1
-                            stats.hedges += 1
-                            launch()
-                            pending = {t for t in started if not t.done()}
-                            continue
-                        break
-                    done, pending = await asyncio.wait(
-                        pending,
-                        timeout=delay_s if can_hedge else None,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    if not done:
-                        if self._may_hedge():
-                            hedges += 1
-                            stats.hedges += 1
-                            launch()
-                            pending = {t for t in started if not t.done()}
-                        else:
-                            hedges = hedges_max
-                        continue
-                    for task in done:
-                        if task.cancelled():
+                    # Examine finished attempts; the first success decides the call.
+                    pending: list[asyncio.Task[R]] = []
+                    for i, task in enumerate(attempts):
+                        if not task.done():
+                            pending.append(task)
+                        elif task.cancelled():
                             last_error = asyncio.CancelledError()
-                            continue
-                        error = task.exception()
-                        if error is None:
-                            if self._latency is not None:
-                                self._latency.record(clock() - started[task])
+                        elif (error := task.exception()) is not None:
+                            last_error = error
+                        else:
+                            if latency is not None:
+                                latency.record(clock() - starts[i])
                             stats.successes += 1
                             return task.result()
-                        last_error = error
-                stats.failures += 1
-                assert last_error is not None
-                raise last_error
+                    can_hedge = hedges < hedges_max and self._may_hedge()
+                    if can_hedge and (hedge_due or not pending):
+                        hedges += 1
+                        stats.hedges += 1
+                        attempts.append(loop.create_task(fn(*args, **kwargs)))
+                        starts.append(clock())
+                        hedge_due = False
+                        continue
+                    if not pending:
+                        stats.failures += 1
+                        assert last_error is not None
+                        raise last_error
+                    hedge_due = await _wait_any(loop, wheel, pending, delay_ns if can_hedge else -1)
             finally:
-                for task in started:
+                for task in attempts:
                     if not task.done():
                         task.cancel()
                         stats.cancellations += 1
