@@ -317,3 +317,18 @@ def test_sync_function_is_a_config_error() -> None:
         Timeout(0)
     with pytest.raises(ConfigError, match="timeout_ns"):
         Timeout(-5)
+
+
+def test_one_nanosecond_timeouts_fire_at_odd_offsets() -> None:
+    async def main(loop: VirtualLoop) -> None:
+        @Timeout(1)
+        async def one_ns() -> None:
+            await asyncio.sleep(1)
+
+        # Loop times are float seconds; deadlines are int ns: odd offsets must still expire.
+        for offset in (1, 3, 7, 333_333_333, 999_999_999):
+            loop.now_ns = 10**9 * 12345 + offset
+            with pytest.raises(TimeoutError):
+                await one_ns()
+
+    run_virtual(main)

@@ -72,8 +72,11 @@ class _Wheel:
     def _fire(self, loop: asyncio.AbstractEventLoop, token: int) -> None:
         if token != self.token:
             return  # superseded by an earlier deadline
+        # The loop ran this timer, so its deadline has passed on the loop's clock, even if
+        # loop.time() -> int ns rounds to a nanosecond below it (seconds are floats).
+        due_ns = self.queue.armed_ns
         self.queue.armed_ns = UNARMED_NS
-        for obj in self.queue.pop_expired(_loop_ns(loop)):
+        for obj in self.queue.pop_expired(max(_loop_ns(loop), due_ns)):
             if type(obj) is TimeoutScope:
                 obj._on_timeout()
             else:
