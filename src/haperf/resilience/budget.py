@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+from haperf._native.callstats import CallStats
 from haperf._native.sketch import BINS_MAX_LIMIT, LatencySketch
 from haperf._native.slo import BUCKETS_MAX, ErrorWindow
 from haperf.errors import ConfigError
@@ -118,7 +119,7 @@ class LatencyBudget:
         self._breached = [False] * len(thresholds)
         self._cache: dict[float, int | None] = {}
         self._events = 0
-        self._recorded = 0
+        self._stats = CallStats()
 
     def _rotate(self, now: int) -> None:
         elapsed = now - self._window_start
@@ -140,7 +141,7 @@ class LatencyBudget:
         if now - self._window_start >= self.window_ns:
             self._rotate(now)
         self._current.record(latency_ns)
-        self._recorded += 1
+        self._stats.calls += 1
         self._until_evaluate -= 1
         if self._until_evaluate <= 0:
             self.evaluate()
@@ -238,7 +239,7 @@ class LatencyBudget:
 
     def metrics(self) -> dict[str, int | float]:
         out: dict[str, int | float] = {
-            "calls": self._recorded,
+            "calls": self._stats.calls,
             "window_count": self.count(),
             "events": self._events,
             "breached": sum(self._breached),
