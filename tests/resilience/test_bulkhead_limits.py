@@ -228,3 +228,38 @@ def test_thread_waiter_is_handed_the_slot() -> None:
 def test_bad_configuration(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Bulkhead(**kwargs)  # type: ignore[arg-type]
+
+
+def test_thread_hands_its_slot_to_a_coroutine_on_another_thread() -> None:
+    bh = Bulkhead(1, queue_max=2)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with bh:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(30)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+
+        async def enter() -> int:
+            async with bh:
+                return bh.inflight
+
+        task = asyncio.create_task(enter())
+        while bh.queued == 0:
+            await asyncio.sleep(0)
+        # The holder releases from its own thread: the slot is handed over through
+        # call_soon_threadsafe and the waiting coroutine resumes on this loop.
+        loop.call_soon(release.set)
+        return await asyncio.wait_for(task, 30)
+
+    assert asyncio.run(main()) == 1
+    holder.join(30)
+    m = bh.metrics()
+    assert m["handovers"] == 1 and m["inflight"] == 0 and m["successes"] == 2
