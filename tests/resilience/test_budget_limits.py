@@ -250,6 +250,9 @@ def test_exhausted_budget_gates_retries() -> None:
     assert budget.remaining() == 1.0 and budget.allows_retry()
     m = budget.metrics()
     assert m["calls"] == 100 and m["exhausted"] == 0
+    assert budget.burn_rate(10 * HOUR_NS) == 0.0
+    with pytest.raises(ConfigError, match="SLO window"):
+        budget.burn_rate(11 * HOUR_NS)
 
 
 def test_error_budget_decorator_counts_outcomes() -> None:

@@ -403,6 +403,11 @@ class ErrorBudget:
 
     def burn_rate(self, window_ns: int) -> float:
         """Error rate over the last window_ns / allowed error rate (0.0 with no traffic)."""
+        if not isinstance(window_ns, int) or not 0 < window_ns <= self.window_ns:
+            raise ConfigError(
+                f"burn_rate window_ns must be an int in 1..{self.window_ns} (the SLO window), "
+                f"got {window_ns!r}"
+            )
         now = self._clock()
         window = self._alert_window
         if window is None or window_ns > window.horizon_ns:
