@@ -91,10 +91,21 @@ _wheels: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel]" = (
 )
 
 
+# The last loop asked about (weakly) and its wheel: WeakKeyDictionary lookups build a weak
+# reference each time, and nearly every lookup is for the same loop.
+_last_loop: "weakref.ref[asyncio.AbstractEventLoop] | None" = None
+_last_wheel: _Wheel | None = None
+
+
 def _wheel(loop: asyncio.AbstractEventLoop) -> _Wheel:
+    global _last_loop, _last_wheel  # a one-entry lookup cache
+    if _last_loop is not None and _last_loop() is loop:
+        assert _last_wheel is not None
+        return _last_wheel
     wheel = _wheels.get(loop)
     if wheel is None:
         wheel = _wheels[loop] = _Wheel()
+    _last_loop, _last_wheel = weakref.ref(loop), wheel
     return wheel
 
 
@@ -121,13 +132,23 @@ class TimeoutScope:
     integer nanoseconds (deadline_ns(loop) gives now).
     """
 
-    __slots__ = ("_cancelling", "_handle", "_loop", "_state", "_stats", "_task", "_when_ns")
+    __slots__ = (
+        "_cancelling",
+        "_handle",
+        "_loop",
+        "_state",
+        "_stats",
+        "_task",
+        "_wheel",
+        "_when_ns",
+    )
 
     def __init__(self, when_ns: int | None, *, _stats: CallStats | None = None) -> None:
         self._state = _CREATED
         self._when_ns = when_ns
         self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wheel: _Wheel | None = None
         self._handle = -1
         self._cancelling = 0
         self._stats = _stats
@@ -143,8 +164,8 @@ class TimeoutScope:
             if self._state == _CREATED:
                 raise RuntimeError("Timeout has not been entered")
             raise RuntimeError("Cannot change state of a finished or expiring timeout")
-        assert self._loop is not None
-        wheel = _wheel(self._loop)
+        wheel = self._wheel
+        assert self._loop is not None and wheel is not None
         if self._handle >= 0:
             wheel.queue.remove(self._handle)
             self._handle = -1
@@ -160,12 +181,14 @@ class TimeoutScope:
     async def __aenter__(self) -> "TimeoutScope":
         if self._state != _CREATED:
             raise RuntimeError("Timeout has already been entered")
-        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        task = _task_of(loop)
         if task is None:
             raise RuntimeError("Timeout should be used inside a task")
         self._state = _ENTERED
         self._task = task
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wheel = _wheel(loop)
         self._cancelling = task.cancelling()
         self.reschedule(self._when_ns)
         return self
@@ -176,9 +199,9 @@ class TimeoutScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._state in (_ENTERED, _EXPIRING) and self._loop is not None
+        assert self._state in (_ENTERED, _EXPIRING) and self._wheel is not None
         if self._handle >= 0:
-            _wheel(self._loop).queue.remove(self._handle)
+            self._wheel.queue.remove(self._handle)
             self._handle = -1
         if self._state == _EXPIRING:
             self._state = _EXPIRED
