@@ -8,9 +8,18 @@ exit() either frees the slot or, when someone is queued, keeps it for the head w
 
 AimdLimit and GradientLimit turn (rtt_ns, inflight, dropped) samples into a new limit, clamped to
 [limit_min, limit_max]. Neither reads a clock: samples carry their own latency.
+
+DONE (a Done) is the shared already-complete awaitable of the fast paths (bulkhead enter and
+exit, rate limiter acquire).
 """
 
 from libc.stdint cimport int64_t, uint64_t
+
+
+cdef class Done:
+    """An awaitable that is already complete with result None (one shared instance, DONE): what
+    a fast path hands out instead of creating a coroutine."""
+    pass
 
 
 cdef class Slots:

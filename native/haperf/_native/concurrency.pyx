@@ -12,6 +12,35 @@ from libc.stdint cimport int64_t, uint64_t
 
 
 @cython.final
+cdef class Done:
+    """`await DONE` completes at once with None: __await__ returns an iterator that is already
+    exhausted, so no coroutine or frame is created."""
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration
+
+    def send(self, value):
+        raise StopIteration
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        pass
+
+
+DONE = Done()
+
+
+@cython.final
 cdef class Slots:
     """`limit` concurrent holders and at most `queue_max` queued waiters (the facade's queue)."""
 

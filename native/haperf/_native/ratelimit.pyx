@@ -11,37 +11,15 @@ cimport cython
 from libc.math cimport ceil
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 
+from haperf._native.concurrency cimport Done
+
 TOKEN_EPSILON = 1e-9
 cdef double _EPS = 1e-9
 
 
-@cython.final
-cdef class _Ready:
-    """An awaitable that is already done (result None): what acquire() returns on the fast
-    path, so an uncontended `await limiter.acquire()` creates no coroutine and no frame."""
+# An already-complete awaitable (the type is concurrency.Done; it holds no state).
+cdef Done _READY = Done()
 
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        raise StopIteration
-
-    def send(self, value):
-        raise StopIteration
-
-    def throw(self, typ, val=None, tb=None):
-        if val is None:
-            raise typ
-        raise val
-
-    def close(self):
-        pass
-
-
-cdef _Ready _READY = _Ready()
 
 
 @cython.final

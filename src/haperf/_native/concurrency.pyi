@@ -1,5 +1,13 @@
 """Stub for haperf._native.concurrency: slot accounting and adaptive concurrency limits."""
 
+from collections.abc import Generator
+from typing import Any, Final
+
+class Done:
+    def __await__(self) -> Generator[Any]: ...
+
+DONE: Final[Done]
+
 class Slots:
     limit: int
     inflight: int

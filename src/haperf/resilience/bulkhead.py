@@ -16,11 +16,11 @@ import asyncio
 import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, NoReturn, overload
 
-from haperf._native.concurrency import Slots
+from haperf._native.concurrency import DONE, Slots
 from haperf.errors import BulkheadFullError
 from haperf.resilience._limits_common import P, R, check_int_range, check_name, is_async
 
@@ -55,7 +55,8 @@ def _wake(fut: "asyncio.Future[None]") -> None:
 class Bulkhead:
     """Limit concurrency to `max_concurrent`, queue up to `queue_max` callers.
 
-    `async with bulkhead:` / `with bulkhead:` hold a slot for the block; as a decorator it holds
+    `async with bulkhead:` / `with bulkhead:` hold a slot for the block (the `as` target is
+    None for the async form, the bulkhead for the sync one); as a decorator it holds
     one for each call. `queue_timeout_ns=None` waits as long as it takes; 0 never waits.
     """
 
@@ -180,19 +181,22 @@ class Bulkhead:
 
     # -- context managers ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> "Bulkhead":
-        if not self._try_enter():
-            await self._enter_slow()
-        return self
+    def __aenter__(self) -> Awaitable[None]:
+        """`async with bulkhead:` takes a slot (the target is None). Uncontended, this is one C
+        call and an already-complete awaitable: no coroutine is created."""
+        if self._try_enter():
+            return DONE
+        return self._enter_slow()
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> Awaitable[None]:
         if self._exit(1 if exc_type is None else 0):
             self._handover()
+        return DONE
 
     def __enter__(self) -> "Bulkhead":
         self._enter_thread()
