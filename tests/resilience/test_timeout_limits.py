@@ -195,6 +195,32 @@ def test_swallowed_cancellation_returns_normally() -> None:
     assert same_for_both(case) == ("result:expired=True cancelling=0", 100 * MS)
 
 
+def test_timeout_during_cleanup_after_an_outer_cancel() -> None:
+    def case(scope: Scope) -> Callable[[VirtualLoop], Any]:
+        async def main(loop: VirtualLoop) -> str:
+            async def body() -> str:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    # Bounded cleanup while a cancellation is pending (cancelling() == 1).
+                    try:
+                        async with scope(0.05):
+                            await asyncio.sleep(1)
+                    except TimeoutError:
+                        return "cleanup timed out"
+                    raise
+                return "no"
+
+            task = asyncio.create_task(body())
+            await asyncio.sleep(0.1)
+            task.cancel()
+            return await task
+
+        return main
+
+    assert same_for_both(case) == ("result:cleanup timed out", 150 * MS)
+
+
 def test_reschedule_and_reuse() -> None:
     def case(scope: Scope) -> Callable[[VirtualLoop], Any]:
         async def main(loop: VirtualLoop) -> str:
@@ -332,3 +358,33 @@ def test_one_nanosecond_timeouts_fire_at_odd_offsets() -> None:
                 await one_ns()
 
     run_virtual(main)
+
+
+def test_decorator_matches_asyncio_during_cleanup_after_an_outer_cancel() -> None:
+    async def main(loop: VirtualLoop) -> list[str]:
+        sleep_bounded = Timeout(50 * MS)(asyncio.sleep)
+        results = []
+        for bounded in (sleep_bounded, None):
+
+            async def body(bounded: Any = bounded) -> str:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    try:
+                        if bounded is not None:
+                            await bounded(1)
+                        else:
+                            async with asyncio.timeout(0.05):
+                                await asyncio.sleep(1)
+                    except TimeoutError:
+                        return "cleanup timed out"
+                    raise
+                return "no"
+
+            task = asyncio.create_task(body())
+            await asyncio.sleep(0.1)
+            task.cancel()
+            results.append(await task)
+        return results
+
+    assert run_virtual(main) == ["cleanup timed out", "cleanup timed out"]
