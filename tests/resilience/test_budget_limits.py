@@ -292,3 +292,14 @@ def test_error_budget_decorator_counts_outcomes() -> None:
 def test_bad_configuration(build: object) -> None:
     with pytest.raises(ConfigError):
         build()  # type: ignore[operator]
+
+
+def test_slow_call_threshold_follows_the_quantile() -> None:
+    clock = FakeClock()
+    budget = LatencyBudget(samples_min=10, evaluate_every=50, clock=clock)
+    assert budget.is_slow(60_000_000, 0.9, default_ns=50_000_000)  # default until samples
+    for i in range(100):
+        budget.record((i + 1) * 1_000_000)  # 1..100 ms
+    # Evaluated at 50 and 100 records: p90 is now ~90 ms.
+    assert not budget.is_slow(85_000_000, 0.9, default_ns=50_000_000)
+    assert budget.is_slow(95_000_000, 0.9, default_ns=50_000_000)
