@@ -2,6 +2,8 @@
 losers cancelled, the hedge bound, budget gating and latency-driven delays; fallback values."""
 
 import asyncio
+import gc
+from typing import Any
 
 import pytest
 
@@ -233,3 +235,31 @@ def test_hedges_start_one_delay_apart_and_the_fastest_wins() -> None:
         assert (m["hedges"], m["cancellations"]) == (2, 2)
 
     run_virtual(main)
+
+
+def test_losing_failures_are_not_reported_as_unretrieved() -> None:
+    reported: list[dict[str, Any]] = []
+
+    async def main(loop: VirtualLoop) -> None:
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+        async def call_with(attempts: list[int]) -> str:
+            i = len(attempts)
+            attempts.append(i)
+            if i == 0:
+                await asyncio.sleep(0.02)
+                return "primary"
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise OSError("failed while being cancelled") from None
+            return "hedge"
+
+        attempts: list[int] = []
+        hedge = Hedge(delay_ns=10 * MS)
+        assert await hedge(call_with)(attempts) == "primary"
+        await asyncio.sleep(0.01)
+
+    run_virtual(main)
+    gc.collect()
+    assert not [c for c in reported if "never retrieved" in str(c.get("message", ""))]

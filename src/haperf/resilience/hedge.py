@@ -32,6 +32,11 @@ from haperf.resilience.timeout import _Wheel, _wheel
 HEDGES_MAX_LIMIT = 8
 
 
+def _discard_outcome(task: "asyncio.Task[Any]") -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class _DelayTimer:
     """A hedge delay in the loop's deadline queue (no TimerHandle per call): at the deadline
     the queue calls cancel(), which wakes the waiting call and marks the hedge as due."""
@@ -188,6 +193,11 @@ class Hedge:
                     if not task.done():
                         task.cancel()
                         stats.cancellations += 1
+                        # A loser that fails instead of cancelling must not log "exception
+                        # never retrieved": its outcome no longer matters.
+                        task.add_done_callback(_discard_outcome)
+                    else:
+                        _discard_outcome(task)
 
         return wrapper
 
