@@ -200,6 +200,14 @@ def test_fallback_sync_and_async() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
+        # Not even when asked to handle BaseException.
+        greedy = Fallback(lambda exc: "swallowed", on=(BaseException,))
+        task = asyncio.create_task(greedy(asyncio.sleep)(10))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
     run_virtual(main)
     with pytest.raises(ConfigError, match="sync handler"):
         afb(lambda: None)

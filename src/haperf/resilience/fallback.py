@@ -1,12 +1,14 @@
 """Fallback: when a call fails with one of the given exceptions, answer with a handler instead.
 
-Owns Fallback. Invariants: only exceptions matching `on` (default: Exception) are handled, so
-CancelledError, KeyboardInterrupt and SystemExit always propagate; the handler gets the
+Owns Fallback. Invariants: only exceptions matching `on` (default: Exception) are handled, and
+CancelledError, KeyboardInterrupt, SystemExit and GeneratorExit always propagate, even with
+`on=(BaseException,)`; the handler gets the
 exception and its result is returned in place of the call's; a handler that raises propagates
 its own error (chained to the original); an async call may have a sync or an async handler, a
 sync call needs a sync handler.
 """
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
@@ -15,6 +17,9 @@ from typing import Any, overload
 from haperf._native.callstats import CallStats
 from haperf.errors import ConfigError
 from haperf.resilience._limits_common import P, R, check_name, is_async
+
+# Even `on=(BaseException,)` never turns these into a value: they stop the task or the process.
+_NEVER_HANDLED = (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 class Fallback:
@@ -58,6 +63,8 @@ class Fallback:
                 try:
                     result = await fn(*args, **kwargs)
                 except on as exc:
+                    if isinstance(exc, _NEVER_HANDLED):
+                        raise
                     stats.failures += 1
                     stats.fallbacks += 1
                     value = handler(exc)
@@ -80,6 +87,8 @@ class Fallback:
             try:
                 result = fn(*args, **kwargs)
             except on as exc:
+                if isinstance(exc, _NEVER_HANDLED):
+                    raise
                 stats.failures += 1
                 stats.fallbacks += 1
                 return handler(exc)
