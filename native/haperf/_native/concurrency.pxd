@@ -35,6 +35,8 @@ cdef class Slots:
     cdef readonly uint64_t successes
     cdef readonly uint64_t failures
 
+    cdef bint _try_enter(self) noexcept
+
 
 cdef class AimdLimit:
     cdef readonly double limit
@@ -46,6 +48,8 @@ cdef class AimdLimit:
     cdef readonly uint64_t samples
     cdef readonly uint64_t decreases
     cdef readonly uint64_t increases
+
+    cdef Py_ssize_t _on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped) noexcept
 
 
 cdef class GradientLimit:
@@ -59,3 +63,12 @@ cdef class GradientLimit:
     cdef readonly double short_rtt_ns
     cdef readonly uint64_t samples
     cdef readonly uint64_t drops
+
+    cdef Py_ssize_t _on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped) noexcept
+
+
+cdef class AdaptiveCore:
+    cdef readonly Slots slots
+    cdef AimdLimit _aimd
+    cdef GradientLimit _gradient
+    cdef object _clock

@@ -50,6 +50,16 @@ cdef class Slots:
         self.limit = limit
         self.queue_max = queue_max
 
+    cdef bint _try_enter(self) noexcept:
+        if self.inflight < self.limit and self.queued == 0:
+            self.inflight += 1
+            self.admitted += 1
+            if self.inflight > self.inflight_peak:
+                self.inflight_peak = self.inflight
+            return True
+        self.rejected += 1
+        return False
+
     def try_enter(self):
         """Take a slot if one is free and nobody is queued; a refusal is counted as a rejection."""
         if self.inflight < self.limit and self.queued == 0:
@@ -152,6 +162,9 @@ cdef class AimdLimit:
 
     def on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped):
         """Feed one completed call; return the new integer limit."""
+        return self._on_sample(rtt_ns, inflight, dropped)
+
+    cdef Py_ssize_t _on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped) noexcept:
         self.samples += 1
         if dropped or rtt_ns > self.timeout_ns:
             self.limit = self.limit * self.backoff_ratio
@@ -194,6 +207,9 @@ cdef class GradientLimit:
 
     def on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped):
         """Feed one completed call; return the new integer limit."""
+        return self._on_sample(rtt_ns, inflight, dropped)
+
+    cdef Py_ssize_t _on_sample(self, int64_t rtt_ns, Py_ssize_t inflight, bint dropped) noexcept:
         cdef double rtt = <double>(rtt_ns if rtt_ns > 0 else 1)
         cdef double gradient, target, factor
         self.samples += 1
@@ -226,3 +242,51 @@ cdef class GradientLimit:
         elif self.limit > self.limit_max:
             self.limit = self.limit_max
         return <Py_ssize_t>floor(self.limit)
+
+
+@cython.final
+cdef class AdaptiveCore:
+    """Admission and feedback of an adaptive limiter in one place: `slots` enforces the limit,
+    `algorithm` (an AimdLimit or a GradientLimit) moves it, `clock` (int ns) times each call.
+
+    try_acquire() -> start ns or None; release(start_ns, dropped) -> new limit. Both are one C
+    call each, so the adaptive limiter costs about what the bulkhead does.
+    """
+
+    def __cinit__(self, Slots slots not None, object algorithm, object clock):
+        if isinstance(algorithm, AimdLimit):
+            self._aimd = <AimdLimit>algorithm
+        elif isinstance(algorithm, GradientLimit):
+            self._gradient = <GradientLimit>algorithm
+        else:
+            raise TypeError(f"algorithm must be an AimdLimit or a GradientLimit, got {algorithm!r}")
+        self.slots = slots
+        self._clock = clock
+
+    def try_acquire(self):
+        """Admit one call: its start time in ns, or None at the limit (counted as rejected)."""
+        if self.slots._try_enter():
+            return self._clock()
+        return None
+
+    def release(self, int64_t start_ns, bint dropped=False):
+        """Finish a call admitted at start_ns; feed its latency; return the new limit."""
+        return self.on_sample(<int64_t>self._clock() - start_ns, dropped)
+
+    def on_sample(self, int64_t rtt_ns, bint dropped=False):
+        """Release one slot with a measured latency; return the new limit."""
+        cdef Slots slots = self.slots
+        cdef Py_ssize_t inflight = slots.inflight
+        cdef Py_ssize_t limit
+        assert inflight > 0, "release without an admitted call"
+        if dropped:
+            slots.failures += 1
+        else:
+            slots.successes += 1
+        slots.inflight -= 1
+        if self._aimd is not None:
+            limit = self._aimd._on_sample(rtt_ns, inflight, dropped)
+        else:
+            limit = self._gradient._on_sample(rtt_ns, inflight, dropped)
+        slots.limit = limit if limit >= 1 else 1
+        return slots.limit

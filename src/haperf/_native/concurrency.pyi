@@ -1,6 +1,6 @@
 """Stub for haperf._native.concurrency: slot accounting and adaptive concurrency limits."""
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Final
 
 class Done:
@@ -72,3 +72,12 @@ class GradientLimit:
         long_window: int,
     ) -> None: ...
     def on_sample(self, rtt_ns: int, inflight: int, dropped: bool) -> int: ...
+
+class AdaptiveCore:
+    slots: Slots
+    def __init__(
+        self, slots: Slots, algorithm: AimdLimit | GradientLimit, clock: Callable[[], int]
+    ) -> None: ...
+    def try_acquire(self) -> int | None: ...
+    def release(self, start_ns: int, dropped: bool = False) -> int: ...
+    def on_sample(self, rtt_ns: int, dropped: bool = False) -> int: ...

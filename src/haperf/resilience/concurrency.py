@@ -1,12 +1,14 @@
 """Adaptive concurrency limiter: the limit follows observed latency and errors (AIMD, gradient).
 
-Owns AIMD, Gradient (their settings) and AdaptiveLimiter. The algorithms and the slot counter
-are native (haperf._native.concurrency); this module reads the clock, times calls and feeds
-each completed call back as a sample. Invariants: inflight <= limit at admission (a lowered
-limit lets holders above it finish, and admits nobody until inflight drops below it); every
-admitted call is released exactly once, as a sample with its own latency; limit_min <= limit
-<= limit_max at all times. Calls beyond the limit are rejected at once (ConcurrencyLimitError):
-an adaptive limit sheds load, it does not queue it (put a Bulkhead in front to queue).
+Owns AIMD, Gradient (their settings) and AdaptiveLimiter. The algorithms, the slot counter and
+the admit/release pair are native (haperf._native.concurrency.AdaptiveCore, given the injected
+clock); this module builds them, wraps calls and classifies their outcomes.
+
+Invariants: inflight <= limit at admission (a lowered limit lets holders above it finish,
+and admits nobody until inflight drops below it); every admitted call is released exactly
+once, as a sample with its own latency; limit_min <= limit <= limit_max at all times. Calls
+beyond the limit are rejected at once (ConcurrencyLimitError): an adaptive limit sheds load,
+it does not queue it (put a Bulkhead in front to queue).
 """
 
 import functools
@@ -15,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn, overload
 
-from haperf._native.concurrency import AimdLimit, GradientLimit, Slots
+from haperf._native.concurrency import AdaptiveCore, AimdLimit, GradientLimit, Slots
 from haperf.errors import ConcurrencyLimitError, ConfigError
 from haperf.resilience._limits_common import (
     Clock,
@@ -107,9 +109,9 @@ class AdaptiveLimiter:
     """Admits up to `limit` concurrent calls; the limit adapts to each call's latency and outcome.
 
     Use as a decorator (sync or async), or by hand: `start = limiter.try_acquire()` (None when
-    at the limit), then `limiter.release(start, dropped=...)`. Exceptions of the types in
-    `errors` count as drops (a congestion signal); others (e.g. a caller's ValueError) pass
-    through as successes of the service.
+    at the limit), then `limiter.release(start, dropped)` (both are the native methods).
+    Exceptions of the types in `errors` count as drops (a congestion signal); others (e.g. a
+    caller's ValueError) pass through as successes of the service.
     """
 
     def __init__(
@@ -133,7 +135,11 @@ class AdaptiveLimiter:
         self.algorithm = algorithm
         self._limit = algorithm.build()
         self._slots = Slots(algorithm.initial, 0)
+        self._core = AdaptiveCore(self._slots, self._limit, clock)
         self._errors = errors
+        # The native methods themselves: no Python frame per call.
+        self.try_acquire: Callable[[], int | None] = self._core.try_acquire
+        self.release: Callable[..., int] = self._core.release
 
     @property
     def limit(self) -> int:
@@ -143,24 +149,9 @@ class AdaptiveLimiter:
     def inflight(self) -> int:
         return int(self._slots.inflight)
 
-    def try_acquire(self) -> int | None:
-        """Admit one call: its start time in ns, or None when at the limit (counted)."""
-        if self._slots.try_enter():
-            return self._clock()
-        return None
-
-    def release(self, start_ns: int, *, dropped: bool = False) -> int:
-        """Finish a call admitted at start_ns; feed its latency; return the new limit."""
-        return self.on_sample(self._clock() - start_ns, dropped=dropped)
-
     def on_sample(self, rtt_ns: int, *, dropped: bool = False) -> int:
-        """Release one slot with a measured latency (used by release and by tests)."""
-        slots = self._slots
-        inflight = slots.inflight
-        slots.exit(0 if dropped else 1)
-        new_limit = self._limit.on_sample(rtt_ns, inflight, dropped)
-        slots.set_limit(new_limit)
-        return int(new_limit)
+        """Release one slot with a measured latency (release() does this with the clock)."""
+        return self._core.on_sample(rtt_ns, dropped)
 
     def _reject(self) -> NoReturn:
         raise ConcurrencyLimitError(
@@ -190,7 +181,7 @@ class AdaptiveLimiter:
                 try:
                     result = await fn(*args, **kwargs)
                 except errors:
-                    release(start, dropped=True)
+                    release(start, True)
                     raise
                 except BaseException:
                     release(start)
@@ -208,7 +199,7 @@ class AdaptiveLimiter:
             try:
                 result = fn(*args, **kwargs)
             except errors:
-                release(start, dropped=True)
+                release(start, True)
                 raise
             except BaseException:
                 release(start)
