@@ -98,6 +98,10 @@ def test_error_window_long_gap_and_bounds() -> None:
         w.counts(10_000, 101)
     with pytest.raises(ValueError):
         ErrorWindow(0, 10)
+    with pytest.raises(ValueError, match="now_ns"):
+        w.record(-1, True)
+    with pytest.raises(ValueError, match="now_ns"):
+        w.counts(-1, 10)
 
 
 def test_token_bucket_core() -> None:

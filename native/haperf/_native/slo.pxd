@@ -5,7 +5,8 @@ window up to horizon_ns = bucket_ns * (buckets - 1) is answered in O(1): the rin
 running totals at the start of each bucket, and a window's counts are the totals now minus the
 totals at the start of its first bucket. A window covers the buckets it overlaps, so it is
 between (k - 1) and k buckets long for k = ceil(window_ns / bucket_ns). Time is an argument
-(now_ns); an earlier now_ns than the latest one counts into the latest bucket.
+(now_ns >= 0, else ValueError); an earlier now_ns than the latest one counts into the latest
+bucket.
 """
 
 from libc.stdint cimport int64_t, uint64_t

@@ -53,7 +53,9 @@ cdef class ErrorWindow:
         self._head = b
 
     def record(self, int64_t now_ns, bint ok, uint64_t n=1):
-        """Count n events at now_ns, bad unless ok."""
+        """Count n events at now_ns (>= 0), bad unless ok."""
+        if now_ns < 0:
+            raise ValueError(f"now_ns must be >= 0 (a monotonic clock reading), got {now_ns}")
         self._advance(now_ns)
         self.total += n
         if not ok:
@@ -67,6 +69,8 @@ cdef class ErrorWindow:
                 f"window_ns must be in 1..{self.bucket_ns * (self.buckets - 1)} (the horizon), "
                 f"got {window_ns}"
             )
+        if now_ns < 0:
+            raise ValueError(f"now_ns must be >= 0 (a monotonic clock reading), got {now_ns}")
         if not self._started:
             return (0, 0)
         self._advance(now_ns)
