@@ -265,3 +265,13 @@ def test_bad_keyed_configuration_and_oversized_request() -> None:
             await rl.acquire(3)
 
     run_virtual(main)
+
+
+def test_try_acquire_at_uses_the_given_time() -> None:
+    clock = FakeClock()
+    rl = RateLimiter(10, 1, clock=clock)
+    now = clock()
+    assert rl.try_acquire_at(now)
+    assert not rl.try_acquire_at(now + 50 * MS)
+    assert rl.try_acquire_at(now + 100 * MS)  # the clock itself never moved
+    assert clock() == now

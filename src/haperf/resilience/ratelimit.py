@@ -61,6 +61,7 @@ class RateLimiter:
     """
 
     try_acquire: Callable[..., bool]
+    try_acquire_at: Callable[..., bool]
     acquire: Callable[..., Awaitable[None]]
 
     def __init__(
@@ -86,6 +87,9 @@ class RateLimiter:
         self._clock = check_clock(clock)
         self._bucket = TokenBucket(float(rate_per_s), float(burst), clock(), clock)
         self.try_acquire = self._bucket.try_acquire_now
+        # try_acquire_at(now_ns, n=1.0): for callers that already hold a timestamp from the same
+        # clock (a request's start time): the clock read is most of try_acquire's cost.
+        self.try_acquire_at = self._bucket.try_acquire
         # acquire(n=1.0) -> awaitable: native; a done awaitable when tokens are taken at once
         # (no coroutine is created), else the coroutine of _acquire_slow(n).
         self._bucket.set_slow_path(self._acquire_slow)
