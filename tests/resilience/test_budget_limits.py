@@ -303,3 +303,23 @@ def test_slow_call_threshold_follows_the_quantile() -> None:
     # Evaluated at 50 and 100 records: p90 is now ~90 ms.
     assert not budget.is_slow(85_000_000, 0.9, default_ns=50_000_000)
     assert budget.is_slow(95_000_000, 0.9, default_ns=50_000_000)
+
+
+@given(
+    st.lists(
+        st.floats(1e-6, 1e15, allow_nan=False, allow_infinity=False), min_size=1, max_size=500
+    ),
+    st.integers(16, 64),
+)
+def test_collapse_keeps_count_and_bound_and_top_quantile(values: list[float], bins: int) -> None:
+    sketch = LatencySketch(0.01, bins_max=bins)
+    for v in values:
+        sketch.record(v)
+    assert sketch.count == len(values) and sketch.bins_used <= bins
+    # The maximum always lives in the highest bucket, which never collapses.
+    top = sketch.quantile(1.0)
+    assert top is not None and abs(top - max(values)) <= 0.01 * max(values) * (1 + 1e-9)
+    if sketch.collapsed == 0:
+        for q in QUANTILES:
+            want = exact(values, q)
+            assert abs(sketch.quantile(q) - want) <= 0.01 * want * (1 + 1e-9)  # type: ignore[operator]
