@@ -128,3 +128,25 @@ class CallNotPermittedError(HaperfError):
             f"circuit breaker {name!r} is {state}{wait} and does not permit calls; "
             "retry later or give the call a fallback"
         )
+class RejectedError(HaperfError):
+    """A resilience policy refused a call without running it (limit, full bulkhead, ...).
+
+    `policy` names the policy that refused; `retry_after_ns` is a hint (0 when unknown).
+    """
+
+    def __init__(self, message: str, *, policy: str = "", retry_after_ns: int = 0) -> None:
+        super().__init__(message)
+        self.policy = policy
+        self.retry_after_ns = retry_after_ns
+
+
+class RateLimitedError(RejectedError):
+    """A rate limiter had no tokens for the call (or its wait would exceed the allowed wait)."""
+
+
+class BulkheadFullError(RejectedError):
+    """A bulkhead had no free slot and its wait queue was full or the queue wait timed out."""
+
+
+class ConcurrencyLimitError(RejectedError):
+    """An adaptive concurrency limiter was at its current limit."""

@@ -15,6 +15,7 @@ SUITES = (
     "haperf.bench.suites.codec",
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
+    "haperf.bench.suites.limits",
 )
 
 _loaded = False
