@@ -115,7 +115,10 @@ def test_run_measures_floor_first_and_reports_ratios() -> None:
     assert [r.benchmark.name for r in results] == ["t.floor", "t.subject"]
     floor, subject = results
     assert floor.stats is not None and subject.stats is not None
-    assert subject.ratio_to_floor == pytest.approx(subject.stats.median_ns / floor.stats.median_ns)
+    assert subject.floor_stats is not None and subject.floor_stats is not floor.stats
+    assert subject.ratio_to_floor == pytest.approx(
+        subject.stats.median_ns / subject.floor_stats.median_ns
+    )
     assert subject.gb_per_s == pytest.approx(24 / subject.stats.median_ns)
     present, absent = subject.peers
     assert present.stats is not None and subject.peer_ratio(present) is not None
@@ -293,3 +296,37 @@ def test_target_metric_compares_an_extra_figure_with_the_target() -> None:
     (_, row) = run(RunConfig(patterns=(name,), **FAST), benchmarks=[FLOOR, bench])
     assert row.ratio_to_target == pytest.approx(0.5)
     assert report.result_row(row)["target_value_ns"] == TARGETS[name].target_ns / 2
+
+
+def test_the_floor_is_timed_interleaved_with_each_row() -> None:
+    setups: list[str] = []
+
+    def floor_setup() -> Op:
+        setups.append("floor")
+        return Op(_noop, (1,))
+
+    floor = Benchmark("t.floor", "t", "floor", floor_setup, floor=None, is_floor=True)
+    row = Benchmark("t.row", "t", "row", lambda: Op(sum, ((1, 2),)), floor="t.floor")
+    floor_row, measured = run(RunConfig(patterns=("t.row",), **FAST), benchmarks=[floor, row])
+    assert setups == ["floor", "floor"]
+    assert measured.floor_stats is not None
+    assert measured.floor_stats is not floor_row.stats
+
+
+def test_a_peer_whose_setup_fails_is_reported_not_fatal() -> None:
+    def broken_peer() -> Op:
+        raise RuntimeError("no running event loop")
+
+    row = Benchmark(
+        "t.peered",
+        "t",
+        "peered",
+        lambda: Op(_noop, (1,)),
+        floor="t.floor",
+        peers=(Peer("bad", broken_peer),),
+    )
+    (_, measured) = run(
+        RunConfig(compare=True, patterns=("t.peered",), **FAST), benchmarks=[FLOOR, row]
+    )
+    assert measured.stats is not None
+    assert measured.peers[0].unavailable == "setup failed (RuntimeError: no running event loop)"

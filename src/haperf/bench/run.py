@@ -179,8 +179,14 @@ def _cleanup(ops: Sequence[Op]) -> None:
             op.cleanup()
 
 
-def _measure(bench: Benchmark, result: Result, config: RunConfig) -> None:
-    """Time one row and its peers interleaved; errors become the row's error text."""
+def _measure(
+    bench: Benchmark, result: Result, config: RunConfig, floor: Benchmark | None = None
+) -> None:
+    """Time one row, its floor and its peers interleaved; errors become the row's error text.
+
+    The floor is timed in the same rounds as the row, so a noisy neighbour's burst slows both
+    alike and the ratio to the floor stays honest on a shared machine.
+    """
     try:
         main = _prepare(bench.setup, config.repeat_ns)
     except Exception as exc:  # noqa: BLE001 - reported as an error row, run goes on
@@ -189,6 +195,13 @@ def _measure(bench: Benchmark, result: Result, config: RunConfig) -> None:
     contenders = [main]
     measured_peers: list[PeerResult] = []
     try:
+        has_floor = False
+        if floor is not None:
+            try:
+                contenders.append(_prepare(floor.setup, config.repeat_ns))
+                has_floor = True
+            except Exception:  # noqa: BLE001 - the separately measured floor row is used
+                has_floor = False
         if config.compare:
             for peer in bench.peers:
                 peer_result = PeerResult(name=peer.name, note=peer.note)
@@ -197,6 +210,9 @@ def _measure(bench: Benchmark, result: Result, config: RunConfig) -> None:
                     contenders.append(_prepare(peer.setup, config.repeat_ns))
                 except ImportError as exc:
                     peer_result.unavailable = f"not installed ({exc.name or exc})"
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a broken peer does not stop the run
+                    peer_result.unavailable = f"setup failed ({type(exc).__name__}: {exc})"
                     continue
                 measured_peers.append(peer_result)
         try:
@@ -211,7 +227,10 @@ def _measure(bench: Benchmark, result: Result, config: RunConfig) -> None:
             result.error = f"{type(exc).__name__}: {exc}"
             return
         result.stats, result.loops = stats[0], main.loops
-        for peer_result, peer_stats in zip(measured_peers, stats[1:], strict=True):
+        rest = stats[1:]
+        if has_floor:
+            result.floor_stats, rest = rest[0], rest[1:]
+        for peer_result, peer_stats in zip(measured_peers, rest, strict=True):
             peer_result.stats = peer_stats
     finally:
         _cleanup([c.op for c in contenders])
@@ -228,6 +247,7 @@ def run(
     """
     universe = all_benchmarks() if benchmarks is None else list(benchmarks)
     rows = _with_floors(select(config.patterns, universe), universe)
+    by_name = {b.name: b for b in universe}
     results: dict[str, Result] = {}
     for i, bench in enumerate(rows):
         if progress is not None:
@@ -237,9 +257,17 @@ def run(
         if not bench.is_available():
             result.error = "unavailable on this machine"
             continue
-        _measure(bench, result, config)
+        floor = by_name.get(bench.floor) if bench.floor is not None else None
+        if floor is not None and (bench.is_floor or not floor.is_available()):
+            floor = None
+        _measure(bench, result, config, floor)
     for result in results.values():
-        floor = result.benchmark.floor
-        if floor is not None and floor in results and not result.benchmark.is_floor:
-            result.floor_stats = results[floor].stats
+        floor_name = result.benchmark.floor
+        if (
+            floor_name is not None
+            and floor_name in results
+            and not result.benchmark.is_floor
+            and result.floor_stats is None
+        ):
+            result.floor_stats = results[floor_name].stats
     return list(results.values())
