@@ -14,7 +14,7 @@ Owns the order. From the outside in:
   Retry a deadline_ns for that).
 
 Any role may be None (skipped). Every policy is a haperf.resilience.Policy (structural: name,
-__call__, metrics), so the pipeline composes part B's policies and test doubles alike.
+__call__, metrics), so the pipeline composes every policy in this package and test doubles alike.
 Invariant: for a sync fn every layer is sync, for a coroutine function every layer is async;
 the signature and name of `fn` are kept.
 """
