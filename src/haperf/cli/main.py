@@ -12,6 +12,7 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench
+from haperf.cli import sim as sim_cli
 from haperf.errors import ConfigError, HaperfError
 
 EXIT_OK = 0
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"haperf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench.add_parser(commands)
+    sim_cli.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,97 @@
+"""The simulated client: proposes commands and watches for their results.
+
+Owns Client. Every `propose_interval_ns` (with jitter) the client sends a fresh command to the
+node it believes leads (the alive node that last reported leadership in the highest term, else a
+random alive node). A proposal is acknowledged when the node it was sent to applies it: that is
+when a real client would get the result back. Acknowledged (index, command) pairs go to the
+NoAckLost checker. In the liveness phase it proposes probes to the healed majority and reports
+progress once a probe is applied on every node of the majority.
+
+Invariants: commands are unique (`p<seq>` or `probe<seq>`, padded to a drawn size); at most
+`PENDING_MAX` proposals wait for a result (the client stops proposing when that many are
+outstanding); a crash drops the node's outstanding proposals (its connection to the client is
+gone); all randomness comes from the "workload" stream.
+"""
+
+import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from haperf.sim.node import SimNode
+    from haperf.sim.runner import Simulation
+
+PENDING_MAX = 1_000
+PAD_BYTES_MAX = 64
+
+
+class Client:
+    """The workload of one simulation; driven by the runner's CLIENT and PROBE events."""
+
+    def __init__(self, sim: "Simulation", rng: random.Random) -> None:
+        self.sim = sim
+        self.rng = rng
+        self.seq = 0
+        self.pending: dict[bytes, int] = {}  # command -> node it was proposed to
+        self.proposed = 0
+        self.refused = 0
+        self.acked = 0
+        self.majority: tuple[int, ...] = ()
+        self.probes: dict[bytes, dict[int, bool]] = {}  # probe -> majority nodes that applied
+        self.progress_at_ns: int | None = None
+
+    def _target(self, among: tuple[int, ...]) -> "SimNode | None":
+        nodes = self.sim.nodes
+        best: SimNode | None = None
+        for node_id in among:
+            node = nodes[node_id]
+            if node.alive and node.is_leader and (best is None or node.term > best.term):
+                best = node
+        if best is not None:
+            return best
+        alive = [nodes[i] for i in among if nodes[i].alive]
+        return self.rng.choice(alive) if alive else None
+
+    def _command(self, prefix: bytes) -> bytes:
+        self.seq += 1
+        pad = self.rng.randint(0, PAD_BYTES_MAX)
+        return prefix + str(self.seq).encode() + b"." * pad
+
+    def _propose(self, prefix: bytes, among: tuple[int, ...]) -> bytes | None:
+        if len(self.pending) >= PENDING_MAX:
+            return None
+        node = self._target(among)
+        if node is None:
+            return None
+        data = self._command(prefix)
+        self.proposed += 1
+        if node.propose(data):
+            self.pending[data] = node.id
+            return data
+        self.refused += 1
+        return None
+
+    def propose(self) -> None:
+        self._propose(b"p", self.sim.node_ids)
+
+    def start_liveness(self, majority: tuple[int, ...]) -> None:
+        self.majority = majority
+
+    def probe(self) -> None:
+        data = self._propose(b"probe", self.majority)
+        if data is not None:
+            self.probes[data] = {}
+
+    def on_apply(self, node_id: int, index: int, data: bytes) -> None:
+        if self.pending.get(data) == node_id:
+            del self.pending[data]
+            self.acked += 1
+            self.sim.observe_ack(node_id, index, data)
+        appliers = self.probes.get(data)
+        if appliers is not None and node_id in self.majority:
+            appliers[node_id] = True
+            if self.progress_at_ns is None and len(appliers) == len(self.majority):
+                self.progress_at_ns = self.sim.clock.now_ns
+
+    def on_crash(self, node_id: int) -> None:
+        for data in [d for d, n in self.pending.items() if n == node_id]:
+            del self.pending[data]
