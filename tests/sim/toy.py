@@ -29,8 +29,16 @@ _LEN = struct.Struct("<I")
 def toy_encode(msg: Any) -> bytes:
     body = [
         _HEAD.pack(
-            msg.type, msg.to, msg.frm, msg.term, msg.log_term, msg.index, msg.commit,
-            msg.reject, len(msg.entries), len(msg.context),
+            msg.type,
+            msg.to,
+            msg.frm,
+            msg.term,
+            msg.log_term,
+            msg.index,
+            msg.commit,
+            msg.reject,
+            len(msg.entries),
+            len(msg.context),
         ),
         bytes(msg.context),
     ]
@@ -70,8 +78,16 @@ class ToyFrameReader:
                 pos += n_data
             out.append(
                 Message(
-                    type=t, to=to, frm=frm, term=term, log_term=log_term, index=index,
-                    commit=commit, reject=bool(reject), entries=entries, context=context,
+                    type=t,
+                    to=to,
+                    frm=frm,
+                    term=term,
+                    log_term=log_term,
+                    index=index,
+                    commit=commit,
+                    reject=bool(reject),
+                    entries=entries,
+                    context=context,
                 )
             )
         return out
@@ -140,8 +156,14 @@ class ToyCore:
         entries = self.log[prev : prev + BATCH_MAX]
         self.msgs.append(
             Message(
-                type=MSG_APP, to=peer, frm=self.id, term=1, log_term=1 if prev else 0,
-                index=prev, entries=entries, commit=self.commit,
+                type=MSG_APP,
+                to=peer,
+                frm=self.id,
+                term=1,
+                log_term=1 if prev else 0,
+                index=prev,
+                entries=entries,
+                commit=self.commit,
             )
         )
 
@@ -170,8 +192,14 @@ class ToyCore:
             prev = msg.index
             if prev > len(self.log):
                 self.msgs.append(
-                    Message(type=MSG_APP_RESP, to=msg.frm, frm=self.id, term=1, reject=True,
-                            reject_hint=len(self.log))
+                    Message(
+                        type=MSG_APP_RESP,
+                        to=msg.frm,
+                        frm=self.id,
+                        term=1,
+                        reject=True,
+                        reject_hint=len(self.log),
+                    )
                 )
                 return
             for e in msg.entries:
@@ -180,8 +208,13 @@ class ToyCore:
             self.unstable = min(self.unstable, prev + len(msg.entries))
             self._set_commit(min(msg.commit, len(self.log)))
             self.msgs.append(
-                Message(type=MSG_APP_RESP, to=msg.frm, frm=self.id, term=1,
-                        index=prev + len(msg.entries))
+                Message(
+                    type=MSG_APP_RESP,
+                    to=msg.frm,
+                    frm=self.id,
+                    term=1,
+                    index=prev + len(msg.entries),
+                )
             )
         elif msg.type == MSG_APP_RESP and self.is_leader:
             p = msg.frm
@@ -195,7 +228,9 @@ class ToyCore:
 
     def has_ready(self) -> bool:
         return bool(
-            self.msgs or self.hs_dirty or self.unstable < len(self.log)
+            self.msgs
+            or self.hs_dirty
+            or self.unstable < len(self.log)
             or self.applied < self.commit
         )
 

@@ -109,6 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
         "faults": kinds,
     }
     if args.seed is not None:
+
         def trace(line: str) -> None:
             sys.stdout.write(line + "\n")
 

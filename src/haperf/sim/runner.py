@@ -17,6 +17,8 @@ Invariants: all randomness comes from SimRng sub-streams; events are processed i
 order; at most `events_max` events run (a run that would loop forever fails loudly).
 """
 
+import importlib
+import random
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -90,14 +92,12 @@ class HashStateMachine:
 
 
 def _codec_encode(msg: Any) -> bytes:
-    from haperf._native import codec
-
+    codec = importlib.import_module("haperf._native.codec")
     return codec.encode(msg)  # type: ignore[no-any-return]
 
 
 def _codec_reader() -> Any:
-    from haperf._native import codec
-
+    codec = importlib.import_module("haperf._native.codec")
     return codec.FrameReader()
 
 
@@ -132,6 +132,7 @@ class SimConfig:
     new_reader: Callable[[], Any] = _codec_reader
     checkers: tuple[CheckerFactory, ...] = CHECKERS
     node_factory: Callable[..., SimNode] = SimNode
+    client_factory: Callable[["Simulation", random.Random], Client] = Client
     disk_factory: Callable[[], SimDisk] = SimDisk
     events_max: int = EVENTS_MAX
     trace: Callable[[str], None] | None = None
@@ -197,7 +198,7 @@ class Simulation:
         self.disk_rng = self.rng.stream("disk")
         self.reporter = Reporter(config.seed)
         self.checkers = [make(self.reporter) for make in config.checkers]
-        self.client = Client(self, self.rng.stream("workload"))
+        self.client = config.client_factory(self, self.rng.stream("workload"))
         self.nodes: dict[int, SimNode] = {}
         for i, node_id in enumerate(self.node_ids):
             clock = NodeClock(self.clock, self.plan.drift_ppm[i])
@@ -325,7 +326,10 @@ class Simulation:
             if self.liveness_end_ns is not None and time_ns > self.liveness_end_ns:
                 reporter.time_ns = time_ns
                 reporter.fail(
-                    "liveness", 0, 0, 0,
+                    "liveness",
+                    0,
+                    0,
+                    0,
                     f"no progress within {config.liveness_ticks} ticks after healing the "
                     f"majority {client.majority}",
                 )
