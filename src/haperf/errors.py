@@ -12,3 +12,35 @@ class HaperfError(Exception):
 
 class ConfigError(HaperfError, ValueError):
     """A configuration value or command-line argument is invalid."""
+
+
+class CodecError(HaperfError, ValueError):
+    """Bytes are not a valid haperf wire frame, or a message does not fit the codec's bounds.
+
+    The message names the offset and what was expected. On a stream, any CodecError means the
+    framing is lost: close the connection (Raft retransmits what was lost).
+    """
+
+
+class FrameTruncatedError(CodecError):
+    """A frame, or a field inside it, ends before the bytes it announces."""
+
+
+class FrameChecksumError(CodecError):
+    """A frame's CRC32C does not match its bytes: it was corrupted in transit or storage."""
+
+
+class UnknownMessageTypeError(CodecError):
+    """A frame carries (or a message to encode has) a message or entry type this build lacks."""
+
+
+class UnsupportedVersionError(CodecError):
+    """A frame uses a wire format version this build cannot read."""
+
+
+class FrameTooLargeError(CodecError):
+    """A frame, count or length is above the codec's named bound (checked before allocating)."""
+
+
+class FrameMalformedError(CodecError):
+    """A frame is structurally wrong: bad magic, reserved bits, inconsistent lengths."""

@@ -35,6 +35,7 @@ def _bytes_of(object data):
 
 
 @cython.final
+@cython.freelist(1024)
 cdef class Entry:
     def __init__(self, uint64_t term=0, uint64_t index=0, object data=b"", uint8_t type=ENTRY_NORMAL):
         self.term = term
