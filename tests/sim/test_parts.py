@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from haperf._native.raftmsg import MSG_APP, Entry, Message
+from haperf._native import codec
+from haperf._native.raftmsg import MSG_APP, Entry, Message, SnapshotMeta
 from haperf.errors import ConfigError
 from haperf.sim.clock import NodeClock, SimClock
 from haperf.sim.disk import SimDisk
@@ -15,7 +16,6 @@ from haperf.sim.faults import CRASH, CUT, FAULT_KINDS, HEAL, RESTART, make_plan,
 from haperf.sim.network import MS, Network, NetworkConfig, one_way_cut, symmetric_cut
 from haperf.sim.rng import SimRng, derive_seed
 from haperf.sim.scheduler import Scheduler
-from tests.sim.toy import ToyFrameReader, toy_encode
 
 
 def test_rng_streams_depend_only_on_seed_and_name() -> None:
@@ -75,7 +75,7 @@ def _msg(to: int, index: int) -> Message:
 
 
 def _net(**kw: object) -> Network:
-    return Network(NetworkConfig(**kw), random.Random(1), toy_encode, ToyFrameReader)  # type: ignore[arg-type]
+    return Network(NetworkConfig(**kw), random.Random(1), codec.encode, codec.FrameReader)  # type: ignore[arg-type]
 
 
 def test_network_delivers_encoded_frames_fifo_without_reorder() -> None:
@@ -170,8 +170,6 @@ def test_disk_torn_crash_keeps_a_prefix_of_a_state_it_passed_through() -> None:
 
 
 def test_disk_snapshot_keeps_agreeing_suffix() -> None:
-    from haperf._native.raftmsg import SnapshotMeta
-
     d = SimDisk()
     d.append(_entries(1, 6))
     d.install_snapshot(SnapshotMeta(4, 1), b"state")

@@ -1,13 +1,11 @@
-"""Test doubles for the simulator: a toy codec, a toy replicated log, and a toy host.
+"""Test doubles for the simulator: a toy replicated log and a toy host.
 
-Owns toy_encode / ToyFrameReader (a plain struct framing of the Message fields the toy uses),
-ToyCore (a fixed-leader replicated log: node 1 leads term 1 forever, followers forward
+Owns ToyCore (a fixed-leader replicated log: node 1 leads term 1 forever, followers forward
 proposals to it; no elections, so it only stands for Raft when nothing crashes) and ToyHost (the
 host ordering rules: persist, sync, send, apply, advance). They let the simulator's own
 machinery (scheduler, network, disk, checkers, runner, CLI) be tested without the Raft core.
 """
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,77 +18,6 @@ from haperf._native.raftmsg import (
 )
 from haperf.errors import HaperfError
 from haperf.sim.node import CoreSpec, StateMachine
-
-_HEAD = struct.Struct("<B6QBII")
-_ENTRY = struct.Struct("<QQBI")
-_LEN = struct.Struct("<I")
-
-
-def toy_encode(msg: Any) -> bytes:
-    body = [
-        _HEAD.pack(
-            msg.type,
-            msg.to,
-            msg.frm,
-            msg.term,
-            msg.log_term,
-            msg.index,
-            msg.commit,
-            msg.reject,
-            len(msg.entries),
-            len(msg.context),
-        ),
-        bytes(msg.context),
-    ]
-    for e in msg.entries:
-        data = bytes(e.data)
-        body.append(_ENTRY.pack(e.term, e.index, e.type, len(data)))
-        body.append(data)
-    payload = b"".join(body)
-    return _LEN.pack(len(payload)) + payload
-
-
-class ToyFrameReader:
-    """Decodes whole frames fed in any split."""
-
-    def __init__(self) -> None:
-        self.buf = b""
-
-    def feed(self, data: bytes) -> list[Any]:
-        self.buf += data
-        out = []
-        while len(self.buf) >= 4:
-            (n,) = _LEN.unpack_from(self.buf)
-            if len(self.buf) < 4 + n:
-                break
-            frame, self.buf = self.buf[4 : 4 + n], self.buf[4 + n :]
-            t, to, frm, term, log_term, index, commit, reject, n_ent, n_ctx = _HEAD.unpack_from(
-                frame
-            )
-            pos = _HEAD.size
-            context = frame[pos : pos + n_ctx]
-            pos += n_ctx
-            entries = []
-            for _ in range(n_ent):
-                et, ei, ety, n_data = _ENTRY.unpack_from(frame, pos)
-                pos += _ENTRY.size
-                entries.append(Entry(et, ei, frame[pos : pos + n_data], ety))
-                pos += n_data
-            out.append(
-                Message(
-                    type=t,
-                    to=to,
-                    frm=frm,
-                    term=term,
-                    log_term=log_term,
-                    index=index,
-                    commit=commit,
-                    reject=bool(reject),
-                    entries=entries,
-                    context=context,
-                )
-            )
-        return out
 
 
 class ToyNotLeader(HaperfError):
@@ -286,14 +213,12 @@ TOY_FAULTS = ("drop", "duplicate", "reorder", "asymmetric", "drift")
 
 
 def toy_config(**overrides: Any) -> Any:
-    """A SimConfig running the toy core, codec and host."""
+    """A SimConfig running the toy core and host (and the real codec)."""
     from haperf.sim.runner import SimConfig
 
     base: dict[str, Any] = {
         "core_factory": ToyCore,
         "host_factory": ToyHost,
-        "encode": toy_encode,
-        "new_reader": ToyFrameReader,
         "faults": TOY_FAULTS,
         "safety_ticks": 100,
     }

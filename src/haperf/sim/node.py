@@ -255,9 +255,18 @@ class SimNode:
             host.process_ready()
             if self.core is not core:  # the state machine crashed the node (planted bugs)
                 return
+        self._observe()
+
+    def _read_status(self) -> None:
+        core = self.core
+        assert core is not None
         status = core.status()
         self.is_leader = is_leader_role(status["role"])
         self.term = int(status["term"])
         self.commit = int(status["commit"])
         self.leader = int(status.get("leader", 0))
+
+    def _observe(self) -> None:
+        """Read the core's status and show it to the checkers (after every event)."""
+        self._read_status()
         self.sim.observe_status(self)
