@@ -214,6 +214,7 @@ class Simulation:
         self._trace = config.trace
         # Hooks for observers such as the election benchmark: called after every event.
         self.after_event: list[Callable[[Simulation], None]] = []
+        self.stopped = False  # an after_event hook sets it to end the run early
 
     # -- observations from nodes (checkers run here, during the event) ---------------------
     def observe_status(self, node: SimNode) -> None:
@@ -251,7 +252,8 @@ class Simulation:
         delay = node.clock.global_interval_ns(self.config.tick_ns)
         self.scheduler.after(delay, TICK, node.id, node.incarnation)
 
-    def _crash(self, node: SimNode) -> None:
+    def crash(self, node: SimNode) -> None:
+        """Crash a node now (a no-op if it is down): its unsynced writes are lost."""
         if not node.alive:
             return
         keep = self.plan.torn and self.disk_rng.random() < 0.5
@@ -320,7 +322,7 @@ class Simulation:
         self._start()
         hooks = self.after_event
         while sched:
-            if reporter.violations or self.client.progress_at_ns is not None:
+            if reporter.violations or client.progress_at_ns is not None or self.stopped:
                 break
             time_ns, _seq, kind, a, b = sched.pop()
             if self.liveness_end_ns is not None and time_ns > self.liveness_end_ns:
@@ -401,7 +403,7 @@ class Simulation:
         if not self.faults_on:
             return
         if kind == CRASH:
-            self._crash(self.nodes[event.node])
+            self.crash(self.nodes[event.node])
         elif kind == CUT:
             self.network.cut(event.links)
 

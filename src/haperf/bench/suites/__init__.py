@@ -9,6 +9,7 @@ import importlib
 SUITES = (
     "haperf.bench.suites.floor",
     "haperf.bench.suites.crc32c",
+    "haperf.bench.suites.sim",
 )
 
 _loaded = False
