@@ -14,6 +14,7 @@ safety and liveness phases, all checkers on). `extra` gives simulated seconds pe
 second over the calls the row made.
 """
 
+import importlib.util
 import time
 from typing import Any
 
@@ -29,6 +30,13 @@ ELECTION_NODES = 5
 _SIMULATED: dict[str, Any] = (
     {"target_metric": "median_ns"} if "target_metric" in Benchmark.__dataclass_fields__ else {}
 )
+
+
+def _has_core() -> bool:
+    """The simulator runs the Raft core and the codec; both must be built."""
+    return all(
+        importlib.util.find_spec(f"haperf._native.{m}") is not None for m in ("raft", "codec")
+    )
 
 
 def _leader_election() -> Op:
@@ -72,6 +80,7 @@ register_all(
             f"simulated: crash the leader of {ELECTION_NODES} nodes, time until a new one "
             f"(150-300 ms timeouts, 50 ms heartbeats; median/p90/p99 of {ELECTIONS} seeds)",
             _leader_election,
+            available=_has_core,
             **_SIMULATED,
         ),
         Benchmark(
@@ -79,6 +88,7 @@ register_all(
             "raft",
             "simulator: one seed, 3 nodes, all faults and checkers (simulated s per wall s)",
             _sim_speed,
+            available=_has_core,
         ),
     ]
 )
