@@ -3,7 +3,8 @@
 Owns FAULT_KINDS, parse_fault_kinds and make_plan. A plan is drawn from the seed's "faults"
 stream only, so the same (seed, kinds, nodes, duration) always gives the same plan. Kinds:
 
-- drop, duplicate, reorder: per-frame probabilities of the network (drawn per seed);
+- drop, duplicate, reorder, corrupt: per-frame probabilities of the network (drawn per seed;
+  a corrupted frame has one bit flipped and must be rejected by the codec's checksum);
 - partition: symmetric cuts that split the cluster into two sides for a while;
 - asymmetric: one-way cuts (A's frames do not reach B, B's still reach A);
 - crash: a node stops, loses its unsynced writes and restarts later;
@@ -22,12 +23,23 @@ from dataclasses import dataclass, replace
 from haperf.errors import ConfigError
 from haperf.sim.network import MS, NetworkConfig, one_way_cut, symmetric_cut
 
-FAULT_KINDS = ("drop", "duplicate", "reorder", "partition", "asymmetric", "crash", "torn", "drift")
+FAULT_KINDS = (
+    "drop",
+    "duplicate",
+    "reorder",
+    "corrupt",
+    "partition",
+    "asymmetric",
+    "crash",
+    "torn",
+    "drift",
+)
 FAULT_EVENTS_MAX = 4
 DRIFT_PPM_FAULT = 20_000  # 2 %
 DROP_P_MAX = 0.10
 DUPLICATE_P_MAX = 0.05
 REORDER_P_MAX = 0.20
+CORRUPT_P_MAX = 0.01
 CUT_NS_MIN = 50 * MS
 CUT_NS_MAX = 1_000 * MS
 DOWN_NS_MIN = 20 * MS
@@ -80,6 +92,7 @@ class FaultPlan:
             f"drop={n.drop_p:.3f}",
             f"dup={n.duplicate_p:.3f}",
             f"reorder={n.reorder_p:.3f}",
+            f"corrupt={n.corrupt_p:.4f}",
             f"torn={'yes' if self.torn else 'no'}",
             "drift_ppm=" + "/".join(str(d) for d in self.drift_ppm),
         ]
@@ -109,6 +122,7 @@ def make_plan(
         drop_p=rng.uniform(0.0, DROP_P_MAX) if "drop" in kinds else 0.0,
         duplicate_p=rng.uniform(0.0, DUPLICATE_P_MAX) if "duplicate" in kinds else 0.0,
         reorder_p=rng.uniform(0.0, REORDER_P_MAX) if "reorder" in kinds else 0.0,
+        corrupt_p=rng.uniform(0.0, CORRUPT_P_MAX) if "corrupt" in kinds else 0.0,
     )
     drift = tuple(
         rng.randint(-DRIFT_PPM_FAULT, DRIFT_PPM_FAULT) if "drift" in kinds else 0 for _ in ids

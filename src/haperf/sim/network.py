@@ -3,7 +3,10 @@
 Owns Network and NetworkConfig. A sent Message is encoded to bytes at once (so the codec runs on
 every message of every simulation) and delivered later as those bytes, decoded by the reader of
 its link (one FrameReader per (src, dst), like one TCP connection each). Per seed the network can
-drop, duplicate and reorder frames, and cut links one way (asymmetric) or both ways (symmetric).
+drop, duplicate, reorder and corrupt frames, and cut links one way (asymmetric) or both ways
+(symmetric). A corrupted frame has one byte flipped; the codec must reject it with a CodecError
+(its CRC32C) or leave bytes pending (a flipped length), after which the link's reader is
+replaced, as a real transport closes the connection; any other exception from the decoder propagates and fails the run.
 
 Invariants: all randomness comes from the stream given at construction, drawn in send order;
 without reordering each link is FIFO (a frame never overtakes an earlier frame of its link);
@@ -15,6 +18,8 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from haperf.errors import CodecError
 
 MS = 1_000_000
 INFLIGHT_MAX = 10_000
@@ -40,11 +45,12 @@ class NetworkConfig:
     drop_p: float = 0.0
     duplicate_p: float = 0.0
     reorder_p: float = 0.0
+    corrupt_p: float = 0.0
     reorder_window_ns: int = 30 * MS
     inflight_max: int = INFLIGHT_MAX
 
     def __post_init__(self) -> None:
-        for name in ("drop_p", "duplicate_p", "reorder_p"):
+        for name in ("drop_p", "duplicate_p", "reorder_p", "corrupt_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
@@ -64,6 +70,8 @@ class NetworkStats:
     duplicated: int = 0
     reordered: int = 0
     cut: int = 0
+    corrupted: int = 0
+    rejected: int = 0
     overflow: int = 0
     bytes_sent: int = 0
 
@@ -147,6 +155,13 @@ class Network:
                     at = max(at, last)
                     self._last_arrival[link] = at
                 self.inflight += 1
+                if lossy and c.corrupt_p and rng.random() < c.corrupt_p:
+                    stats.corrupted += 1
+                    flip = rng.randrange(len(frame))
+                    frame_out = bytearray(frame)
+                    frame_out[flip] ^= 1 << rng.randrange(8)
+                    out.append((at, src, dst, bytes(frame_out)))
+                    continue
                 out.append((at, src, dst, frame))
         return out
 
@@ -161,8 +176,20 @@ class Network:
         reader = self._readers.get(link)
         if reader is None:
             reader = self._readers[link] = self._new_reader()
+        try:
+            messages = reader.feed(frame)
+        except CodecError:
+            self.stats.rejected += 1
+            del self._readers[link]
+            return None
+        if getattr(reader, "pending_bytes", 0):
+            # Every delivery is one whole frame, so bytes left over mean a corrupted length
+            # field broke the framing: drop the connection rather than wait on it forever.
+            self.stats.rejected += 1
+            del self._readers[link]
+            return None
         self.stats.delivered += 1
-        return reader.feed(frame)
+        return messages
 
     def reset_link(self, src: int, dst: int) -> None:
         """Forget a link's reader (its connection was torn down by a crash)."""
