@@ -4,9 +4,10 @@ Owns Network and NetworkConfig. A sent Message is encoded to bytes at once (so t
 every message of every simulation) and delivered later as those bytes, decoded by the reader of
 its link (one FrameReader per (src, dst), like one TCP connection each). Per seed the network can
 drop, duplicate, reorder and corrupt frames, and cut links one way (asymmetric) or both ways
-(symmetric). A corrupted frame has one byte flipped; the codec must reject it with a CodecError
+(symmetric). A corrupted frame has one bit flipped; the codec must reject it with a CodecError
 (its CRC32C) or leave bytes pending (a flipped length), after which the link's reader is
-replaced, as a real transport closes the connection; any other exception from the decoder propagates and fails the run.
+replaced, as a real transport closes the connection. Any other exception from the decoder
+propagates and fails the run.
 
 Invariants: all randomness comes from the stream given at construction, drawn in send order;
 without reordering each link is FIFO (a frame never overtakes an earlier frame of its link);
