@@ -1,0 +1,6 @@
+"""Stub for haperf._native.quorum: majority arithmetic for Raft."""
+
+from collections.abc import Sequence
+
+def committed_index(values: Sequence[int]) -> int: ...
+def vote_result(voters: int, granted: int, rejected: int) -> int: ...

@@ -1,0 +1,236 @@
+"""The Raft host: turns a RawNode's Ready into effects, with the ordering rules written once.
+
+Owns Host, the StateMachine protocol, and the handles for waiting proposals and reads. For each
+Ready, process_ready() does, in this order:
+  1. persist: the incoming snapshot (then state_machine.restore), the entries (the storage
+     truncates a conflicting tail), the hard state; storage.sync() when must_sync (Raft 5.1/5.2:
+     term, vote and log must be durable before any message that depends on them leaves);
+  2. send the messages;
+  3. apply the committed entries, in order, exactly once (conf changes go to
+     node.apply_conf_change), resolving proposals by (index, term);
+  4. node.advance(ready), then answer reads whose index is applied (thesis 6.4 step 4).
+Synchronous and pure: no asyncio, socket, os, time, random or threading (tests/test_tidy.py);
+the shell (runtime or simulator) owns the clock and the transport, and calls tick()/step().
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from haperf._native.confchange import ConfChange
+from haperf._native.raft import RawNode, Ready
+from haperf._native.raftmsg import ENTRY_CONF_CHANGE, Message
+from haperf.errors import ConfigError, ProposalDroppedError
+from haperf.raft.storage import Storage
+
+# Bounds on what a host keeps waiting (named maxima: proposals and reads not yet resolved).
+PENDING_PROPOSALS_MAX = 65536
+PENDING_READS_MAX = 65536
+
+
+class StateMachine(Protocol):
+    """The replicated application: deterministic apply, plus snapshot/restore for compaction."""
+
+    def apply(self, index: int, data: bytes) -> object: ...
+    def snapshot(self) -> bytes: ...
+    def restore(self, data: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A command proposed on this node; `done` once its index is applied (or it was dropped)."""
+
+    index: int
+    term: int
+    done: bool = False
+    result: object = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class ReadRequest:
+    """A linearizable read; `ready` once the state machine has applied `index` (thesis 6.4)."""
+
+    ctx: bytes
+    index: int = 0
+    ready: bool = False
+    error: Exception | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Host:
+    """Drives one RawNode: persist, send, apply, advance (see the module docstring)."""
+
+    def __init__(
+        self,
+        node: RawNode,
+        storage: Storage,
+        send: Callable[[list[Message]], None],
+        state_machine: StateMachine,
+    ) -> None:
+        self.node = node
+        self.storage = storage
+        self.send = send
+        self.state_machine = state_machine
+        self.applied = node.applied
+        self.proposals: dict[int, Proposal] = {}
+        self.reads: dict[bytes, ReadRequest] = {}
+        self._read_points: list[ReadRequest] = []
+        self._read_seq = 0
+
+    # ------------------------------------------------------------------ requests
+
+    def propose(self, data: bytes) -> Proposal | None:
+        """Propose on the node; a Proposal on the leader, None when forwarded to the leader.
+
+        Raises NotLeaderError when there is no leader to forward to (or forwarding is off).
+        """
+        if len(self.proposals) >= PENDING_PROPOSALS_MAX:
+            raise ProposalDroppedError(
+                f"{PENDING_PROPOSALS_MAX} proposals are waiting to apply; process Readys first"
+            )
+        index = self.node.propose(data)
+        if index == 0:
+            return None
+        proposal = Proposal(index, self.node.term)
+        self.proposals[index] = proposal
+        return proposal
+
+    def propose_batch(self, datas: list[bytes]) -> list[Proposal]:
+        """Propose several commands in one append; one Proposal each (empty when forwarded)."""
+        if len(self.proposals) + len(datas) > PENDING_PROPOSALS_MAX:
+            raise ProposalDroppedError(
+                f"{PENDING_PROPOSALS_MAX} proposals are waiting to apply; process Readys first"
+            )
+        first = self.node.propose_batch(datas)
+        if first == 0:
+            return []
+        term = self.node.term
+        out = [Proposal(first + k, term) for k in range(len(datas))]
+        for p in out:
+            self.proposals[p.index] = p
+        return out
+
+    def propose_conf_change(self, change: ConfChange) -> Proposal:
+        index = self.node.propose_conf_change(change)
+        proposal = Proposal(index, self.node.term)
+        self.proposals[index] = proposal
+        return proposal
+
+    def read(self, ctx: bytes | None = None) -> ReadRequest:
+        """Start a linearizable read; poll `ready`, then read the state machine."""
+        if len(self.reads) >= PENDING_READS_MAX:
+            raise ProposalDroppedError(f"{PENDING_READS_MAX} reads are waiting; retry later")
+        if ctx is None:
+            self._read_seq += 1
+            ctx = b"r" + self._read_seq.to_bytes(8, "big")
+        if ctx in self.reads:
+            raise ConfigError(f"read context {ctx!r} is already waiting; use a unique context")
+        request = ReadRequest(ctx)
+        self.reads[ctx] = request
+        try:
+            self.node.read_index(ctx)
+        except Exception:
+            del self.reads[ctx]
+            raise
+        return request
+
+    def compact(self) -> None:
+        """Snapshot the state machine at the applied index and compact log and storage."""
+        data = self.state_machine.snapshot()
+        meta = self.node.compact(self.applied, data)
+        self.storage.install_snapshot(meta, data)
+
+    # ------------------------------------------------------------------ the Ready loop
+
+    def process_ready(self) -> bool:
+        """Handle one Ready if there is one; False when the node had nothing to do."""
+        node = self.node
+        if not node.has_ready():
+            return False
+        rd: Ready = node.ready()
+        storage = self.storage
+        # 1. Persist before anything leaves the node.
+        snap = rd.snapshot
+        if snap is not None:
+            meta, data = snap
+            storage.install_snapshot(meta, data)
+            self.state_machine.restore(data)
+            self.applied = meta.index
+            self._drop_proposals_upto(meta.index)
+        if rd.entries:
+            storage.append(rd.entries)
+        if rd.hard_state is not None:
+            storage.set_hard_state(rd.hard_state)
+        if rd.must_sync:
+            storage.sync()
+        # 2. Send.
+        if rd.messages:
+            self.send(rd.messages)
+        # 3. Apply committed entries, in order, exactly once.
+        if rd.committed_entries:
+            self._apply(rd)
+        for index, ctx in rd.read_states:
+            self._read_point(index, ctx)
+        # 4. Advance, then serve reads whose point is applied.
+        node.advance(rd)
+        if self._read_points:
+            self._serve_reads()
+        return True
+
+    def _apply(self, rd: Ready) -> None:
+        apply = self.state_machine.apply
+        proposals = self.proposals
+        for entry in rd.committed_entries:
+            index = entry.index
+            if index <= self.applied:
+                continue
+            if entry.type == ENTRY_CONF_CHANGE:
+                result: object = self.node.apply_conf_change(entry.data)
+            else:
+                data = bytes(entry.data)
+                # An empty entry is the leader's no-op (Raft 5.4.2); commands are never empty.
+                result = apply(index, data) if data else None
+            self.applied = index
+            if proposals:
+                proposal = proposals.pop(index, None)
+                if proposal is not None:
+                    proposal.done = True
+                    if proposal.term == entry.term:
+                        proposal.result = result
+                    else:
+                        proposal.error = ProposalDroppedError(
+                            f"proposal at index {index} (term {proposal.term}) was replaced by "
+                            f"an entry of term {entry.term} after a leader change; retry it"
+                        )
+
+    def _drop_proposals_upto(self, index: int) -> None:
+        for i in [i for i in self.proposals if i <= index]:
+            proposal = self.proposals.pop(i)
+            proposal.done = True
+            proposal.error = ProposalDroppedError(
+                f"proposal at index {i} was covered by an installed snapshot; its outcome is "
+                "unknown here: read the state to find out"
+            )
+
+    def _read_point(self, index: int, ctx: bytes) -> None:
+        request = self.reads.get(ctx)
+        if request is None:
+            return
+        if index == 0:
+            del self.reads[ctx]
+            request.error = ProposalDroppedError("the leader refused the read (queue full); retry")
+            request.ready = True
+            return
+        request.index = index
+        self._read_points.append(request)
+
+    def _serve_reads(self) -> None:
+        waiting = []
+        for request in self._read_points:
+            if request.index <= self.applied:
+                request.ready = True
+                self.reads.pop(request.ctx, None)
+            else:
+                waiting.append(request)
+        self._read_points = waiting

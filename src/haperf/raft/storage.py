@@ -1,0 +1,78 @@
+"""Raft storage: the Storage protocol the host persists through, and MemoryStorage.
+
+Owns what "persisted" means for the host (haperf.raft.host): a snapshot, the log entries after
+it, and the hard state (term, vote, commit). Invariants of every Storage: entries are contiguous
+and start right after the snapshot index; append() first drops any stored entry at or after the
+first new index (a new leader may overwrite an uncommitted tail, Raft 5.3); after sync() returns,
+everything written before it survives a crash. MemoryStorage keeps it all in lists (tests,
+benchmarks, and the simulator's base), and counts syncs so tests can check the ordering rules.
+"""
+
+from typing import Protocol
+
+from haperf._native.raft import HardState
+from haperf._native.raftmsg import Entry, SnapshotMeta
+
+
+class Storage(Protocol):
+    """What the host writes Raft state through; see the module docstring for the invariants."""
+
+    def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None: ...
+    def append(self, entries: list[Entry]) -> None: ...
+    def set_hard_state(self, hard_state: HardState) -> None: ...
+    def sync(self) -> None: ...
+
+
+class MemoryStorage:
+    """An in-memory Storage. `initial_state()` returns what RawNode needs to restart."""
+
+    def __init__(self) -> None:
+        self.snapshot: tuple[SnapshotMeta, bytes] | None = None
+        self.entries: list[Entry] = []
+        self.hard_state = HardState()
+        self.syncs = 0
+        self.writes = 0
+
+    @property
+    def snap_index(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot[0].index
+
+    def last_index(self) -> int:
+        return self.snap_index + len(self.entries)
+
+    def install_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        """Keep the snapshot; drop the entries it covers (all of them if the log disagrees)."""
+        offset = meta.index - self.snap_index
+        keep: list[Entry] = []
+        if 0 < offset <= len(self.entries) and self.entries[offset - 1].term == meta.term:
+            keep = self.entries[offset:]
+        self.snapshot = (meta, bytes(data))
+        self.entries = keep
+        if self.hard_state.commit < meta.index:
+            hs = self.hard_state
+            self.hard_state = HardState(hs.term, hs.vote, meta.index)
+        self.writes += 1
+
+    def append(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self.snap_index or first > self.last_index() + 1:
+            raise AssertionError(
+                f"append at {first} does not continue the log ending at {self.last_index()} "
+                f"(snapshot {self.snap_index})"
+            )
+        del self.entries[first - self.snap_index - 1 :]
+        self.entries.extend(entries)
+        self.writes += 1
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        self.hard_state = hard_state
+        self.writes += 1
+
+    def sync(self) -> None:
+        self.syncs += 1
+
+    def initial_state(self) -> tuple[HardState, tuple[SnapshotMeta, bytes] | None, list[Entry]]:
+        """(hard_state, snapshot, entries) for RawNode(..., hard_state=, snapshot=, entries=)."""
+        return self.hard_state, self.snapshot, list(self.entries)
