@@ -17,7 +17,7 @@ from haperf._native.raftmsg import (
     Message,
 )
 from haperf.errors import HaperfError
-from haperf.sim.node import CoreSpec, StateMachine
+from haperf.sim.node import ROLE_LEADER, CoreSpec, StateMachine
 
 
 class ToyNotLeader(HaperfError):
@@ -177,15 +177,12 @@ class ToyCore:
         if rd.committed_entries:
             self.applied = rd.committed_entries[-1].index
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "role": "leader" if self.is_leader else "follower",
-            "term": 1,
-            "leader": LEADER,
-            "commit": self.commit,
-            "applied": self.applied,
-        }
+    @property
+    def role(self) -> int:
+        return ROLE_LEADER if self.is_leader else 0
+
+    term = 1
+    lead = LEADER
 
 
 class ToyHost:
@@ -194,7 +191,10 @@ class ToyHost:
     def __init__(self, core: ToyCore, storage: Any, send: Any, sm: StateMachine) -> None:
         self.core, self.storage, self.send, self.sm = core, storage, send, sm
 
-    def process_ready(self) -> None:
+    def compact(self) -> None:
+        raise AssertionError("the toy does not compact")
+
+    def process_ready(self) -> bool:
         rd = self.core.ready()
         if rd.entries:
             self.storage.append(rd.entries)
@@ -207,6 +207,7 @@ class ToyHost:
         for e in rd.committed_entries:
             self.sm.apply(e.index, bytes(e.data))
         self.core.advance(rd)
+        return True
 
 
 TOY_FAULTS = ("drop", "duplicate", "reorder", "asymmetric", "drift")
@@ -221,6 +222,7 @@ def toy_config(**overrides: Any) -> Any:
         "host_factory": ToyHost,
         "faults": TOY_FAULTS,
         "safety_ticks": 100,
+        "compact_entries": 0,
     }
     base.update(overrides)
     return SimConfig(**base)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from haperf.sim.runner import Simulation
 
 READY_ROUNDS_MAX = 1_000
+ROLE_LEADER = 2  # haperf._native.raft.LEADER (a test pins the two together)
 
 
 class StateMachine(Protocol):
@@ -45,17 +46,27 @@ class StateMachine(Protocol):
 
 
 class Core(Protocol):
-    """The part of haperf._native.raft.RawNode the simulator drives."""
+    """The part of haperf._native.raft.RawNode the simulator drives and reads."""
 
+    @property
+    def role(self) -> int: ...
+    @property
+    def term(self) -> int: ...
+    @property
+    def commit(self) -> int: ...
+    @property
+    def lead(self) -> int: ...
+    @property
+    def applied(self) -> int: ...
     def tick(self) -> None: ...
     def step(self, msg: Any) -> None: ...
     def propose(self, data: bytes) -> None: ...
     def has_ready(self) -> bool: ...
-    def status(self) -> dict[str, Any]: ...
 
 
 class HostLike(Protocol):
-    def process_ready(self) -> None: ...
+    def process_ready(self) -> bool: ...
+    def compact(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +119,6 @@ def raft_host(
     return host.Host(core, disk, send, sm)  # type: ignore[no-any-return]
 
 
-def is_leader_role(role: object) -> bool:
-    """Whether a status()['role'] value means leader (a name, or an enum whose name is)."""
-    name = getattr(role, "name", role)
-    return isinstance(name, str) and name.lower().endswith("leader")
-
-
 class _ObservedStateMachine:
     """Sits between the host and the user's state machine and reports every apply."""
 
@@ -164,6 +169,7 @@ class SimNode:
         self.term = 0
         self.commit = 0
         self.leader = 0
+        self.compact_entries = sim.config.compact_entries
         disk.on_append = self._on_append
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -255,16 +261,20 @@ class SimNode:
             host.process_ready()
             if self.core is not core:  # the state machine crashed the node (planted bugs)
                 return
+        every = self.compact_entries
+        if every and core.applied - self.disk.volatile.snapshot_index >= every:
+            # Log compaction (Raft 7): lagging followers then need a snapshot (MSG_SNAP).
+            host.compact()
         self._observe()
 
     def _read_status(self) -> None:
         core = self.core
         assert core is not None
-        status = core.status()
-        self.is_leader = is_leader_role(status["role"])
-        self.term = int(status["term"])
-        self.commit = int(status["commit"])
-        self.leader = int(status.get("leader", 0))
+        # Attributes, not status(): status() builds a dict (with per-peer progress) per call.
+        self.is_leader = core.role == ROLE_LEADER
+        self.term = core.term
+        self.commit = core.commit
+        self.leader = core.lead
 
     def _observe(self) -> None:
         """Read the core's status and show it to the checkers (after every event)."""

@@ -48,6 +48,7 @@ EVENTS_MAX = 5_000_000
 TICKS_MAX = 10_000_000
 SAFETY_TICKS_DEFAULT = 200
 LIVENESS_TICKS_DEFAULT = 500
+COMPACT_ENTRIES_DEFAULT = 32
 
 # Event kinds.
 TICK = 1
@@ -122,6 +123,7 @@ class SimConfig:
     safety_ticks: int = SAFETY_TICKS_DEFAULT
     liveness_ticks: int = LIVENESS_TICKS_DEFAULT
     faults: tuple[str, ...] = FAULT_KINDS
+    compact_entries: int = COMPACT_ENTRIES_DEFAULT
     propose_interval_ns: int = 20 * MS
     probe_interval_ns: int = 50 * MS
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -151,6 +153,9 @@ class SimConfig:
         for k in self.faults:
             if k not in FAULT_KINDS:
                 raise ConfigError(f"unknown fault kind {k!r}; choose from {', '.join(FAULT_KINDS)}")
+        if self.compact_entries < 0:
+            n = self.compact_entries
+            raise ConfigError(f"compact_entries must be >= 0 (0 = never), got {n}")
         if self.propose_interval_ns < 1 or self.probe_interval_ns < 1:
             raise ConfigError("propose_interval_ns and probe_interval_ns must be >= 1")
 

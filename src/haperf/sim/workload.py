@@ -64,9 +64,11 @@ class Client:
             return None
         data = self._command(prefix)
         self.proposed += 1
+        # Registered first: a one-node cluster applies the command inside propose().
+        self.pending[data] = node.id
         if node.propose(data):
-            self.pending[data] = node.id
             return data
+        self.pending.pop(data, None)
         self.refused += 1
         return None
 
