@@ -13,7 +13,7 @@ from haperf.sim.runner import SimConfig, replay_command, run
 SWEEP_SEEDS = 1_000  # per cluster size: 2,000 seeds in all
 SLOW_SEEDS = 50_000  # per cluster size: 100,000 in all
 CHUNK = 100
-SWEEP_TICKS = 100  # a 1 s safety phase per seed
+SWEEP_TICKS = 200  # a 2 s safety phase per seed (the default)
 SIZES = (3, 5)
 
 
