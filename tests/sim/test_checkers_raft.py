@@ -160,3 +160,33 @@ def test_no_ack_lost_catches_acknowledging_before_commit() -> None:
             _expect(result, "no_ack_lost", seed)
             fired.append(seed)
     assert fired, "no seed lost an acknowledged-before-commit write"
+
+
+def test_read_linearizable_catches_a_stale_follower_read() -> None:
+    # A broken read path: answer from any follower's local state, at whatever it has applied,
+    # without asking the leader (no ReadIndex). A follower that lags serves a stale read.
+    from haperf.raft.host import ReadRequest
+    from haperf.sim.workload import Client
+
+    class StaleReads(Client):
+        def read(self) -> None:
+            followers = [n for n in self.sim.nodes.values() if n.alive and not n.is_leader]
+            if not followers:
+                return
+            node = self.rng.choice(followers)
+            assert node.core is not None
+            request = ReadRequest(b"stale", index=node.core.applied, ready=True)
+            self.reads.append((node.id, node.incarnation, request, self.acked_max))
+
+    fired = []
+    for seed in range(30):
+        result = run(SimConfig(seed=seed, faults=("partition", "drop"), client_factory=StaleReads))
+        if result.violation is not None:
+            _expect(result, "read_linearizable", seed)
+            fired.append(seed)
+    assert fired, "no seed served a stale follower read"
+
+
+def test_real_reads_are_served_and_checked() -> None:
+    result = run(SimConfig(seed=2))
+    assert result.ok and result.reads > 10

@@ -143,6 +143,7 @@ def test_checker_names_are_the_six_guarantees() -> None:
         "state_machine_safety",
         "commit_monotonic",
         "no_ack_lost",
+        "read_linearizable",
     )
 
 

@@ -227,3 +227,10 @@ def test_network_corrupted_frames_are_rejected_by_the_codec_and_the_link_recover
     net.inflight += 1
     got = net.receive(src, dst, frame)
     assert got is not None and got[0].index == 7
+
+
+def test_role_constant_matches_the_core() -> None:
+    from haperf._native import raft
+    from haperf.sim.node import ROLE_LEADER
+
+    assert raft.LEADER == ROLE_LEADER

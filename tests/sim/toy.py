@@ -194,6 +194,9 @@ class ToyHost:
     def compact(self) -> None:
         raise AssertionError("the toy does not compact")
 
+    def read(self, ctx: bytes | None = None) -> Any:
+        raise ToyNotLeader("the toy serves no reads")
+
     def process_ready(self) -> bool:
         rd = self.core.ready()
         if rd.entries:
@@ -223,6 +226,7 @@ def toy_config(**overrides: Any) -> Any:
         "faults": TOY_FAULTS,
         "safety_ticks": 100,
         "compact_entries": 0,
+        "read_interval_ns": 0,
     }
     base.update(overrides)
     return SimConfig(**base)

@@ -94,7 +94,8 @@ def summary(result: RunResult) -> str:
     return (
         f"seed {result.seed}: {result.nodes} nodes, {result.events} events, "
         f"{result.sim_ns / 1e9:.3f} simulated s, {result.leader_terms} terms with a leader, "
-        f"{result.acked}/{result.proposed} proposals acknowledged, {result.crashes} crashes, "
+        f"{result.acked}/{result.proposed} proposals acknowledged, {result.reads} reads, "
+        f"{result.crashes} crashes, "
         f"{result.dropped}/{result.frames} frames lost, liveness progress after {progress}\n"
         f"faults: {result.plan}"
     )

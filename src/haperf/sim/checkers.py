@@ -1,6 +1,6 @@
 """Safety checkers: Raft's guarantees, checked against what every node does, after every event.
 
-Owns Violation, the Checker base class and the six checkers (Raft paper, Figure 3):
+Owns Violation, the Checker base class and the checkers (Raft paper, Figure 3, and reads):
 
 - ElectionSafety: at most one leader per term (Raft 5.2).
 - LogMatching: two entries with the same index and term hold the same command and follow
@@ -14,6 +14,8 @@ Owns Violation, the Checker base class and the six checkers (Raft paper, Figure 
   reload an older commit, since the commit index need not be synced) and never passes its log.
 - NoAckLost: a proposal whose result a client saw stays at its index on every node that applies
   that index, and in every later leader's log.
+- ReadLinearizable: a linearizable read (ReadIndex) is served at an index at or after every
+  write acknowledged before the read started (Raft thesis 6.4).
 
 Invariants: checkers only observe (they never change the simulation), keep state proportional to
 the number of distinct entries, and do work proportional to what changed in the event (except
@@ -95,6 +97,9 @@ class Checker:
         return None
 
     def on_restart(self, node: int, log: DiskState) -> None:
+        return None
+
+    def on_read(self, node: int, index: int, acked_before: int) -> None:
         return None
 
     def finish(self, logs: dict[int, DiskState]) -> None:
@@ -326,6 +331,20 @@ class NoAckLost(Checker):
                 return
 
 
+class ReadLinearizable(Checker):
+    """Thesis 6.4: a read returns state at least as new as every write acknowledged before it."""
+
+    name = "read_linearizable"
+
+    def on_read(self, node: int, index: int, acked_before: int) -> None:
+        if index < acked_before:
+            self.fail(
+                node, 0, index,
+                f"a read served by node {node} at index {index} misses the write acknowledged "
+                f"at index {acked_before} before the read started (stale read)",
+            )
+
+
 CHECKERS: tuple[type[Checker], ...] = (
     ElectionSafety,
     LogMatching,
@@ -333,5 +352,6 @@ CHECKERS: tuple[type[Checker], ...] = (
     StateMachineSafety,
     CommitMonotonic,
     NoAckLost,
+    ReadLinearizable,
 )
 CHECKER_NAMES = tuple(c.name for c in CHECKERS)

@@ -65,8 +65,11 @@ class Core(Protocol):
 
 
 class HostLike(Protocol):
+    """The part of haperf.raft.host.Host the simulator drives."""
+
     def process_ready(self) -> bool: ...
     def compact(self) -> None: ...
+    def read(self, ctx: bytes | None = None) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

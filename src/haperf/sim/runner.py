@@ -57,7 +57,9 @@ FAULT = 3
 CLIENT = 4
 LIVENESS = 5
 PROBE = 6
+READ = 7
 KIND_NAMES = {
+    READ: "read",
     TICK: "tick",
     DELIVER: "deliver",
     FAULT: "fault",
@@ -125,6 +127,7 @@ class SimConfig:
     faults: tuple[str, ...] = FAULT_KINDS
     compact_entries: int = COMPACT_ENTRIES_DEFAULT
     propose_interval_ns: int = 20 * MS
+    read_interval_ns: int = 50 * MS
     probe_interval_ns: int = 50 * MS
     network: NetworkConfig = field(default_factory=NetworkConfig)
     state_machine: Callable[[], StateMachine] = HashStateMachine
@@ -156,8 +159,10 @@ class SimConfig:
         if self.compact_entries < 0:
             n = self.compact_entries
             raise ConfigError(f"compact_entries must be >= 0 (0 = never), got {n}")
-        if self.propose_interval_ns < 1 or self.probe_interval_ns < 1:
-            raise ConfigError("propose_interval_ns and probe_interval_ns must be >= 1")
+        if self.propose_interval_ns < 1 or self.probe_interval_ns < 1 or self.read_interval_ns < 0:
+            raise ConfigError(
+                "propose_interval_ns and probe_interval_ns must be >= 1, read_interval_ns >= 0"
+            )
 
 
 @dataclass(slots=True)
@@ -171,6 +176,7 @@ class RunResult:
     plan: str
     proposed: int
     acked: int
+    reads: int
     leader_terms: int
     progress_ns: int | None
     frames: int
@@ -243,6 +249,10 @@ class Simulation:
         for c in self.checkers:
             c.on_ack(node_id, index, data)
 
+    def observe_read(self, node_id: int, index: int, acked_before: int) -> None:
+        for c in self.checkers:
+            c.on_read(node_id, index, acked_before)
+
     def observe_restart(self, node: SimNode) -> None:
         for c in self.checkers:
             c.on_restart(node.id, node.disk.volatile)
@@ -286,6 +296,8 @@ class Simulation:
         for event in self.plan.events:
             sched.at(event.time_ns, FAULT, event.node, event)
         sched.at(self.config.propose_interval_ns, CLIENT)
+        if self.config.read_interval_ns:
+            sched.at(self.config.read_interval_ns, READ)
         sched.at(self.safety_ns, LIVENESS)
 
     def _start_liveness(self) -> None:
@@ -364,6 +376,10 @@ class Simulation:
                 if self.faults_on:
                     client.propose()
                     sched.after(config.propose_interval_ns, CLIENT)
+            elif kind == READ:
+                if self.faults_on:
+                    client.read()
+                    sched.after(config.read_interval_ns, READ)
             elif kind == FAULT:
                 self._fault(b)
             elif kind == PROBE:
@@ -371,6 +387,8 @@ class Simulation:
                 sched.after(config.probe_interval_ns, PROBE)
             elif kind == LIVENESS:
                 self._start_liveness()
+            if client.reads:
+                client.poll_reads()
             for hook in hooks:
                 hook(self)
         if not reporter.violations:
@@ -387,6 +405,7 @@ class Simulation:
             plan=self.plan.describe(),
             proposed=client.proposed,
             acked=client.acked,
+            reads=client.reads_done,
             leader_terms=len(self.leader_terms),
             progress_ns=None
             if client.progress_at_ns is None

@@ -7,6 +7,11 @@ when a real client would get the result back. Acknowledged (index, command) pair
 NoAckLost checker. In the liveness phase it proposes probes to the healed majority and reports
 progress once a probe is applied on every node of the majority.
 
+Reads: every `read_interval_ns` the client starts a linearizable read (the host's ReadIndex
+read, Raft thesis 6.4) at the node it believes leads, remembering the highest index
+acknowledged to it so far. When the host reports the read ready, the read's index goes to the
+checkers (ReadLinearizable): a read must see every write acknowledged before it started.
+
 Invariants: commands are unique (`p<seq>` or `probe<seq>`, padded to a drawn size); at most
 `PENDING_MAX` proposals wait for a result (the client stops proposing when that many are
 outstanding); a crash drops the node's outstanding proposals (its connection to the client is
@@ -14,13 +19,16 @@ gone); all randomness comes from the "workload" stream.
 """
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from haperf.errors import HaperfError
 
 if TYPE_CHECKING:
     from haperf.sim.node import SimNode
     from haperf.sim.runner import Simulation
 
 PENDING_MAX = 1_000
+READS_PENDING_MAX = 256
 PAD_BYTES_MAX = 64
 
 
@@ -38,6 +46,11 @@ class Client:
         self.majority: tuple[int, ...] = ()
         self.probes: dict[bytes, dict[int, bool]] = {}  # probe -> majority nodes that applied
         self.progress_at_ns: int | None = None
+        self.acked_max = 0
+        # (node id, incarnation, the host's ReadRequest, acked_max when the read started)
+        self.reads: list[tuple[int, int, Any, int]] = []
+        self.reads_started = 0
+        self.reads_done = 0
 
     def _target(self, among: tuple[int, ...]) -> "SimNode | None":
         nodes = self.sim.nodes
@@ -87,12 +100,43 @@ class Client:
         if self.pending.get(data) == node_id:
             del self.pending[data]
             self.acked += 1
+            self.acked_max = max(self.acked_max, index)
             self.sim.observe_ack(node_id, index, data)
         appliers = self.probes.get(data)
         if appliers is not None and node_id in self.majority:
             appliers[node_id] = True
             if self.progress_at_ns is None and len(appliers) == len(self.majority):
                 self.progress_at_ns = self.sim.clock.now_ns
+
+    def read(self) -> None:
+        """Start one linearizable read at the believed leader (skipped when too many wait)."""
+        if len(self.reads) >= READS_PENDING_MAX:
+            return
+        node = self._target(self.sim.node_ids)
+        if node is None or node.host is None:
+            return
+        try:
+            request = node.host.read()
+        except HaperfError:
+            return  # no leader known, or too many reads waiting: a refusal, not an answer
+        self.reads_started += 1
+        self.reads.append((node.id, node.incarnation, request, self.acked_max))
+
+    def poll_reads(self) -> None:
+        """Hand every read that became ready (or failed) to the checkers; drop dead ones."""
+        nodes = self.sim.nodes
+        waiting = []
+        for entry in self.reads:
+            node_id, incarnation, request, acked_before = entry
+            node = nodes[node_id]
+            if not node.alive or node.incarnation != incarnation or request.error is not None:
+                continue
+            if request.ready:
+                self.reads_done += 1
+                self.sim.observe_read(node_id, int(request.index), acked_before)
+            else:
+                waiting.append(entry)
+        self.reads = waiting
 
     def on_crash(self, node_id: int) -> None:
         for data in [d for d, n in self.pending.items() if n == node_id]:
