@@ -2,21 +2,47 @@
 
 Owns Cluster (build, tick, deliver, partition, drop, crash/restart nodes) and KV (a state machine
 that records what it applied). Invariants: delivery order is the send order (FIFO per run of
-deliver()), every random choice comes from one seeded random.Random, so a run reproduces from
-its seed; a cut link or isolated node silently drops messages, like a network partition.
+deliver()) unless `reorder` shuffles each batch; `dup_rate` delivers extra copies
+and `delay_rate` holds messages back for a few rounds; every random
+choice comes from one seeded random.Random, so a run reproduces from its seed; a cut link or
+isolated node silently drops messages, like a network partition.
 """
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from haperf._native.raft import LEADER, Config, RawNode
-from haperf._native.raftmsg import Message
+from haperf._native.raftmsg import Entry, Message
 from haperf.raft.host import Host
 from haperf.raft.storage import MemoryStorage
 
 ROUNDS_MAX = 10_000
+DELAY_ROUNDS_MAX = 6  # a delayed message arrives 1 to this many delivery rounds late
+
+
+def copy_message(m: Message) -> Message:
+    """A duplicate as a network would deliver it: a separate object with separate entries."""
+    entries = [Entry(e.term, e.index, e.data, e.type) for e in m.entries]
+    return Message(
+        m.type,
+        m.to,
+        m.frm,
+        m.term,
+        m.log_term,
+        m.index,
+        m.commit,
+        m.reject,
+        m.reject_hint,
+        m.hint_term,
+        entries,
+        m.context,
+        m.snapshot,
+        m.snap_offset,
+        m.snap_data,
+        m.snap_done,
+    )
 
 
 class KV:
@@ -66,6 +92,11 @@ class Cluster:
         self.cut: set[tuple[int, int]] = set()
         self.down: set[int] = set()
         self.drop_rate = 0.0
+        self.drop_filter: Callable[[Message], bool] | None = None
+        self.reorder = False
+        self.dup_rate = 0.0
+        self.delay_rate = 0.0
+        self.held: list[tuple[int, Message]] = []  # (rounds left, message) held back
         self.delivered: list[Message] = []
         self.record = False
         self.nodes: dict[int, RawNode] = {}
@@ -142,6 +173,22 @@ class Cluster:
         """Deliver everything queued (in order); returns how many messages arrived."""
         batch = self.queue[:]
         self.queue.clear()
+        if self.held:
+            due = [m for left, m in self.held if left <= 1]
+            self.held = [(left - 1, m) for left, m in self.held if left > 1]
+            batch += due
+        if self.delay_rate:
+            kept = []
+            for m in batch:
+                if self.rng.random() < self.delay_rate:
+                    self.held.append((self.rng.randint(1, DELAY_ROUNDS_MAX), m))
+                else:
+                    kept.append(m)
+            batch = kept
+        if self.dup_rate:
+            batch += [copy_message(m) for m in batch if self.rng.random() < self.dup_rate]
+        if self.reorder:
+            self.rng.shuffle(batch)
         n = 0
         for m in batch:
             if m.to not in self.nodes or m.to in self.down or m.frm in self.down:
@@ -149,6 +196,8 @@ class Cluster:
             if (m.frm, m.to) in self.cut:
                 continue
             if self.drop_rate and self.rng.random() < self.drop_rate:
+                continue
+            if self.drop_filter is not None and self.drop_filter(m):
                 continue
             if self.record:
                 self.delivered.append(m)
@@ -159,7 +208,7 @@ class Cluster:
     def stabilize(self, rounds_max: int = ROUNDS_MAX) -> None:
         for _ in range(rounds_max):
             worked = self.process()
-            if not self.queue and not worked:
+            if not self.queue and not worked and not self.held:
                 return
             self.deliver()
         raise AssertionError(f"cluster did not settle within {rounds_max} rounds")

@@ -173,3 +173,14 @@ def test_memory_storage_snapshot_keeps_a_matching_suffix_only() -> None:
     assert s.entries == [] and s.snap_index == 5 and s.hard_state.commit == 5
     _hard, snap, entries = s.initial_state()
     assert snap is not None and snap[0].index == 5 and entries == []
+
+
+def test_restart_clamps_a_commit_beyond_the_surviving_log() -> None:
+    """Raft Figure 2: commitIndex is volatile. If a crash kept a hard state whose commit came
+    with entries that were never synced (so never acknowledged), the node restarts with commit
+    at its last surviving entry instead of refusing to start."""
+    entries = [Entry(1, 1, b""), Entry(1, 2, b"a=1"), Entry(1, 3, b"b=2")]
+    node = RawNode(Config(3, [1, 2, 3]), 3, hard_state=HardState(1, 1, 5), entries=entries)
+    assert node.commit == 3 and node.term == 1 and node.vote == 1
+    rd = node.ready()
+    assert [e.index for e in rd.committed_entries] == [1, 2, 3]

@@ -10,6 +10,7 @@ from haperf._native.raftmsg import (
     MSG_APP,
     MSG_APP_RESP,
     MSG_PROP,
+    MSG_SNAP,
     MSG_VOTE_RESP,
     Entry,
     Message,
@@ -229,3 +230,37 @@ def test_heartbeat_never_commits_past_the_followers_match() -> None:
     c.tick(2)
     assert c.nodes[3].commit == c.nodes[1].commit
     assert c.applied_data(3) == c.applied_data(1)
+
+
+def test_report_unreachable_stops_pipelining() -> None:
+    """Thesis 3.5: when the transport says a follower is unreachable, the leader stops sending
+    optimistically (back to probing one message at a time)."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.propose(b"a=1")
+    progress = c.nodes[1].progress(2)
+    assert progress is not None and progress.state == REPLICATE
+    c.nodes[1].report_unreachable(2)
+    assert progress.state == PROBE
+    c.propose(b"b=2")  # the next acknowledged append switches back to pipelining
+    assert progress.state == REPLICATE
+
+
+def test_report_snapshot_resumes_probing_after_an_external_transfer() -> None:
+    """Thesis 5.3: after a snapshot transfer ends (ok or failed) the leader probes again."""
+    c = Cluster([1, 2, 3])
+    c.isolate(3)
+    c.elect(1)
+    for k in range(5):
+        c.propose(f"k{k}=v".encode())
+    c.hosts[1].compact()
+    c.heal()
+    c.drop_filter = lambda m: m.type == MSG_SNAP  # the transfer never completes
+    c.tick(1)
+    progress = c.nodes[1].progress(3)
+    assert progress is not None and progress.state_name == "snapshot"
+    c.nodes[1].report_snapshot(3, False)
+    assert progress.state == PROBE
+    c.drop_filter = None
+    c.tick(3)
+    assert c.sms[3].data == c.sms[1].data

@@ -35,7 +35,7 @@ cdef class ConfChange:
     cdef readonly bint auto_leave
 
     cpdef bytes encode(self)
-    cpdef bint is_leave_joint(self)
+    cpdef bint is_leave_joint(self) except -1
 
 
 @cython.final
@@ -45,7 +45,7 @@ cdef class Membership:
     cdef readonly tuple voters_outgoing
     cdef readonly bint auto_leave
 
-    cpdef bint is_joint(self)
+    cpdef bint is_joint(self) except -1
     cpdef Membership apply(self, ConfChange cc)
     cpdef tuple all_ids(self)
 

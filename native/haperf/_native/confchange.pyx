@@ -47,7 +47,7 @@ cdef class ConfChange:
         self.joint = joint
         self.auto_leave = auto_leave
 
-    cpdef bint is_leave_joint(self):
+    cpdef bint is_leave_joint(self) except -1:
         return len(self.changes) == 0
 
     cpdef bytes encode(self):
@@ -112,7 +112,7 @@ cdef class Membership:
         if overlap:
             raise ConfChangeError(f"nodes {sorted(overlap)} are both voters and learners")
 
-    cpdef bint is_joint(self):
+    cpdef bint is_joint(self) except -1:
         return len(self.voters_outgoing) > 0
 
     cpdef tuple all_ids(self):

@@ -87,6 +87,8 @@ cdef class RawNode:
     cdef readonly Membership membership
     cdef dict prs
     cdef list peer_list
+    cdef list voter_prs
+    cdef list outgoing_prs
     cdef dict votes
     cdef list msgs
     cdef list read_states
@@ -97,6 +99,7 @@ cdef class RawNode:
     cdef int heartbeat_elapsed
     cdef readonly int randomized_election_timeout
     cdef readonly uint64_t tick_count
+    cdef bint restart_guard
     cdef uint64_t pending_conf_index
     # Read-only queries (thesis 6.4): heartbeat rounds, their send ticks, waiting requests.
     cdef uint64_t read_round
@@ -127,7 +130,7 @@ cdef class RawNode:
     cdef int _hup(self, bint transfer) except -1
     cdef int _campaign(self, bint pre, bint transfer) except -1
     cdef int _poll(self, uint64_t id, bint granted) except -1
-    cdef bint _promotable(self)
+    cdef bint _promotable(self) except -1
     cdef int _tick_election(self) except -1
     cdef int _tick_heartbeat(self) except -1
     cdef int _step_leader(self, Message m) except -1

@@ -15,7 +15,12 @@ cimport cython
 from libc.stdint cimport UINT64_MAX, uint64_t
 
 from haperf._native.config cimport HAPERF_DEBUG
-from haperf._native.confchange cimport ConfChange, Membership, decode as decode_conf_change
+from haperf._native.confchange cimport (
+    CC_ADD_VOTER,
+    ConfChange,
+    Membership,
+    decode as decode_conf_change,
+)
 from haperf._native.quorum cimport (
     VOTE_LOST,
     VOTE_PENDING,
@@ -73,6 +78,11 @@ TRANSFER_CONTEXT = b"transfer"
 ELECTION_TICK_MAX = 1_000_000
 PROPOSAL_ENTRIES_MAX = 65536
 PEERS_MAX = VOTERS_MAX
+
+
+# Shared empty list for messages without entries and empty Ready fields: one allocation fewer per
+# message. Contract (RAFT_API.md): never mutate a Message's or a Ready's lists in place.
+cdef list _EMPTY = []
 
 
 cdef inline uint64_t _splitmix64(uint64_t* state) noexcept:
@@ -253,6 +263,8 @@ cdef class RawNode:
         self.rng = rng_seed
         self.prs = {}
         self.peer_list = []
+        self.voter_prs = []
+        self.outgoing_prs = []
         self.votes = {}
         self.msgs = []
         self.read_states = []
@@ -283,13 +295,17 @@ cdef class RawNode:
         self.term = 0
         self.vote = 0
         if hard_state is not None:
-            if hard_state.commit > self.log.last_index() or hard_state.commit < self.log.snap_index:
-                raise ConfigError(f"hard state commit {hard_state.commit} is outside the log "
-                                  f"[{self.log.snap_index}, {self.log.last_index()}]: storage is "
-                                  "inconsistent")
             self.term = hard_state.term
             self.vote = hard_state.vote
-            self.log.committed = hard_state.commit
+            # A restarted node may have heard from a leader just before it crashed: keep refusing
+            # disruptive votes for one election timeout, as if it still did (thesis 4.2.3), so
+            # check-quorum and leader leases also hold across follower restarts.
+            self.restart_guard = hard_state.term > 0
+            # The commit index is volatile state (Raft Figure 2): if a crash kept the hard state
+            # but lost unsynced entries, commit only what this log still holds; the leader will
+            # send the rest again.
+            self.log.committed = max(self.log.snap_index,
+                                     min(hard_state.commit, self.log.last_index()))
         if applied:
             if applied < self.log.snap_index or applied > self.log.committed:
                 raise ConfigError(f"applied {applied} is outside [snapshot {self.log.snap_index}, "
@@ -339,7 +355,7 @@ cdef class RawNode:
         m.to = to
         m.frm = self.id
         m.term = term
-        m.entries = []
+        m.entries = _EMPTY
         m.context = b""
         m.snap_data = b""
         return m
@@ -354,7 +370,7 @@ cdef class RawNode:
             self.election_tick + <int>(_splitmix64(&self.rng) % <uint64_t>self.election_tick))
         return 0
 
-    cdef bint _promotable(self):
+    cdef bint _promotable(self) except -1:
         # Learners and removed nodes never campaign (thesis 4.2.1).
         return self.id in self.membership.voters or self.id in self.membership.voters_outgoing
 
@@ -380,6 +396,9 @@ cdef class RawNode:
             prs[node] = pr
         self.prs = prs
         self.peer_list = [prs[node] for node in sorted(prs) if node != self.id]
+        # Progress objects of each voter set, so quorum math walks lists, not dict lookups.
+        self.voter_prs = [prs[node] for node in ms.voters]
+        self.outgoing_prs = [prs[node] for node in ms.voters_outgoing]
         self.membership = ms
         return 0
 
@@ -426,6 +445,15 @@ cdef class RawNode:
                 f"membership change at index {self.pending_conf_index} is not applied yet "
                 f"(applied={self.log.applied}); propose the next one after it applies")
         self.membership.apply(cc)  # validation only; raises ConfChangeError
+        for op, node in cc.changes:
+            if op == CC_ADD_VOTER and node in self.membership.learners:
+                pr = self.prs[node]
+                if (<Progress>pr).match < self.log.committed:
+                    # Thesis 4.2.1: promote a learner only once it has caught up, so the new
+                    # voter does not stall commitment while it copies the log.
+                    raise ProposalDroppedError(
+                        f"learner {node} is not caught up (match {(<Progress>pr).match} < commit "
+                        f"{self.log.committed}); promote it once it has replicated the log")
         self._append_entries([_entry(0, 0, cc.encode(), ENTRY_CONF_CHANGE)])
         self.pending_conf_index = self.log.last_index()
         self._bcast_append()
@@ -736,8 +764,9 @@ cdef class RawNode:
         elif m.term > self.term:
             if t == MSG_VOTE or t == MSG_PREVOTE:
                 force = m.context == TRANSFER_CONTEXT
-                in_lease = (self.config.check_quorum and self.lead != 0
-                            and self.election_elapsed < self.election_tick)
+                in_lease = self.config.check_quorum and (
+                    (self.lead != 0 and self.election_elapsed < self.election_tick)
+                    or (self.restart_guard and self.tick_count < <uint64_t>self.election_tick))
                 if in_lease and not force:
                     # Thesis 4.2.3: ignore a disruptive candidate while a leader is heard from.
                     return
@@ -907,15 +936,16 @@ cdef class RawNode:
         cdef uint64_t vals[VOTERS_MAX]
         cdef uint64_t a, b
         cdef Py_ssize_t n = 0
-        for node in self.membership.voters:
-            vals[n] = (<Progress>self.prs[node]).match
+        cdef Progress pr
+        for pr in self.voter_prs:
+            vals[n] = pr.match
             n += 1
         a = majority_value(vals, n)
-        if not self.membership.voters_outgoing:
+        if not self.outgoing_prs:
             return a
         n = 0
-        for node in self.membership.voters_outgoing:
-            vals[n] = (<Progress>self.prs[node]).match
+        for pr in self.outgoing_prs:
+            vals[n] = pr.match
             n += 1
         b = majority_value(vals, n)
         return a if a < b else b
@@ -1241,21 +1271,36 @@ cdef class RawNode:
         """Take the pending effects; handle them in order (docs/raft.md), then advance(ready)."""
         cdef Ready rd = Ready.__new__(Ready)
         cdef RaftLog log = self.log
-        rd.entries = log.unstable() if log.stable < log.last_index() else []
+        rd.entries = log.unstable() if log.stable < log.last_index() else _EMPTY
         rd.committed_entries = (log.next_committed(self.config.committed_bytes_max)
-                                if log.committed > log.applying else [])
-        rd.messages = self.msgs
-        self.msgs = []
-        rd.read_states = self.read_states
-        self.read_states = []
+                                if log.committed > log.applying else _EMPTY)
+        if self.msgs:
+            rd.messages = self.msgs
+            self.msgs = []
+        else:
+            rd.messages = _EMPTY
+        if self.read_states:
+            rd.read_states = self.read_states
+            self.read_states = []
+        else:
+            rd.read_states = _EMPTY
         rd.snapshot = self.pending_snapshot
+        cdef SoftState ss
+        cdef HardState hs
         if self.lead != self.prev_lead or self.role != self.prev_role:
-            rd.soft_state = SoftState(self.lead, self.role)
+            ss = SoftState.__new__(SoftState)
+            ss.leader = self.lead
+            ss.role = self.role
+            rd.soft_state = ss
             self.prev_lead = self.lead
             self.prev_role = self.role
         rd.must_sync = bool(rd.entries) or self.term != self.prev_term or self.vote != self.prev_vote
         if rd.must_sync or log.committed != self.prev_commit:
-            rd.hard_state = HardState(self.term, self.vote, log.committed)
+            hs = HardState.__new__(HardState)
+            hs.term = self.term
+            hs.vote = self.vote
+            hs.commit = log.committed
+            rd.hard_state = hs
             self.prev_term = self.term
             self.prev_vote = self.vote
             self.prev_commit = log.committed
@@ -1321,3 +1366,34 @@ cdef class RawNode:
     def lease_valid(self):
         """True while this leader holds a read lease (thesis 6.4.1; needs lease_read)."""
         return self.role == ROLE_LEADER and self.config.lease_read and self._lease_valid()
+
+
+def apply_entries(list entries, uint64_t applied, object apply, object apply_conf_change,
+                  dict proposals, object resolve):
+    """The host's apply loop, natively: apply `entries` above index `applied`, in order.
+
+    ENTRY_CONF_CHANGE entries go to apply_conf_change(data); an empty entry is the leader's
+    no-op (result None); any other entry goes to apply(index, data as bytes). When `index` is a
+    key of `proposals`, resolve(index, term, result) is called right after it applies. Returns
+    the new applied index. An exception from a callback propagates (fail-stop: the state machine
+    is in an unknown state and the node must restart from storage).
+    """
+    cdef Entry e
+    cdef object data, result
+    cdef bint track = len(proposals) > 0
+    for e in entries:
+        if e.index <= applied:
+            continue
+        data = e.data
+        if e.type == ENTRY_CONF_CHANGE:
+            result = apply_conf_change(data)
+        elif data is None or len(data) == 0:
+            result = None
+        else:
+            if type(data) is not bytes:
+                data = bytes(data)
+            result = apply(e.index, data)
+        applied = e.index
+        if track and e.index in proposals:
+            resolve(e.index, e.term, result)
+    return applied

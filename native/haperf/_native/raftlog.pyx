@@ -13,7 +13,11 @@ from haperf._native.config cimport HAPERF_DEBUG
 from haperf._native.raftmsg cimport Entry
 
 
-cdef inline Py_ssize_t _size(Entry e):
+# Returned instead of a fresh empty list (callers treat returned lists as read-only).
+cdef list _EMPTY = []
+
+
+cdef inline Py_ssize_t _size(Entry e) except -1:
     # Sizes only steer batching, so a data object without len() counts as empty.
     return len(e.data) if e.data is not None else 0
 
@@ -127,7 +131,7 @@ cdef class RaftLog:
         """Entries from index `lo` on, at most `bytes_max` of data but always at least one."""
         cdef Py_ssize_t k, n = len(self.entries), total = 0, end
         if lo > self.last_index() or lo <= self.snap_index:
-            return []
+            return _EMPTY
         k = <Py_ssize_t>(lo - self.snap_index - 1)
         end = k
         while end < n:
@@ -148,7 +152,7 @@ cdef class RaftLog:
         cdef Py_ssize_t k, end, total = 0, stop
         cdef list out
         if self.committed <= self.applying:
-            return []
+            return _EMPTY
         k = <Py_ssize_t>(self.applying - self.snap_index)
         stop = <Py_ssize_t>(self.committed - self.snap_index)
         end = k

@@ -1,7 +1,7 @@
 """Stub for haperf._native.raft: the Raft state machine (RawNode), Config, Ready."""
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 from typing_extensions import Buffer
 
@@ -131,3 +131,12 @@ class RawNode:
     def status(self) -> dict[str, object]: ...
     def progress(self, id: int) -> Progress | None: ...
     def lease_valid(self) -> bool: ...
+
+def apply_entries(
+    entries: list[Entry],
+    applied: int,
+    apply: Callable[[int, bytes], object],
+    apply_conf_change: Callable[[Buffer], object],
+    proposals: dict[int, Any],
+    resolve: Callable[[int, int, object], None],
+) -> int: ...

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from haperf._native.confchange import ConfChange
-from haperf._native.raft import RawNode, Ready
-from haperf._native.raftmsg import ENTRY_CONF_CHANGE, Message
+from haperf._native.raft import RawNode, Ready, apply_entries
+from haperf._native.raftmsg import Message, SnapshotMeta
 from haperf.errors import ConfigError, ProposalDroppedError
 from haperf.raft.storage import Storage
 
@@ -77,6 +77,7 @@ class Host:
         self.reads: dict[bytes, ReadRequest] = {}
         self._read_points: list[ReadRequest] = []
         self._read_seq = 0
+        self._leader = node.lead
 
     # ------------------------------------------------------------------ requests
 
@@ -149,60 +150,69 @@ class Host:
         if not node.has_ready():
             return False
         rd: Ready = node.ready()
-        storage = self.storage
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.leader)
         # 1. Persist before anything leaves the node.
-        snap = rd.snapshot
-        if snap is not None:
-            meta, data = snap
-            storage.install_snapshot(meta, data)
-            self.state_machine.restore(data)
-            self.applied = meta.index
-            self._drop_proposals_upto(meta.index)
-        if rd.entries:
-            storage.append(rd.entries)
-        if rd.hard_state is not None:
-            storage.set_hard_state(rd.hard_state)
+        if rd.snapshot is not None:
+            self._install_snapshot(rd.snapshot)
+        entries = rd.entries
+        if entries:
+            self.storage.append(entries)
+        hard_state = rd.hard_state
+        if hard_state is not None:
+            self.storage.set_hard_state(hard_state)
         if rd.must_sync:
-            storage.sync()
+            self.storage.sync()
         # 2. Send.
-        if rd.messages:
-            self.send(rd.messages)
-        # 3. Apply committed entries, in order, exactly once.
-        if rd.committed_entries:
-            self._apply(rd)
-        for index, ctx in rd.read_states:
-            self._read_point(index, ctx)
+        messages = rd.messages
+        if messages:
+            self.send(messages)
+        # 3. Apply committed entries, in order, exactly once. The per-entry loop is native
+        # (apply_entries): skip what is applied, conf changes to the node, empty entries are
+        # the leader's no-op, commands to state_machine.apply(index, data).
+        committed = rd.committed_entries
+        if committed:
+            self.applied = apply_entries(
+                committed,
+                self.applied,
+                self.state_machine.apply,
+                node.apply_conf_change,
+                self.proposals,
+                self._resolve,
+            )
+        read_states = rd.read_states
+        if read_states:
+            for index, ctx in read_states:
+                self._read_point(index, ctx)
         # 4. Advance, then serve reads whose point is applied.
         node.advance(rd)
         if self._read_points:
             self._serve_reads()
         return True
 
-    def _apply(self, rd: Ready) -> None:
-        apply = self.state_machine.apply
-        proposals = self.proposals
-        for entry in rd.committed_entries:
-            index = entry.index
-            if index <= self.applied:
-                continue
-            if entry.type == ENTRY_CONF_CHANGE:
-                result: object = self.node.apply_conf_change(entry.data)
-            else:
-                data = bytes(entry.data)
-                # An empty entry is the leader's no-op (Raft 5.4.2); commands are never empty.
-                result = apply(index, data) if data else None
-            self.applied = index
-            if proposals:
-                proposal = proposals.pop(index, None)
-                if proposal is not None:
-                    proposal.done = True
-                    if proposal.term == entry.term:
-                        proposal.result = result
-                    else:
-                        proposal.error = ProposalDroppedError(
-                            f"proposal at index {index} (term {proposal.term}) was replaced by "
-                            f"an entry of term {entry.term} after a leader change; retry it"
-                        )
+    def _soft_state_changed(self, leader: int) -> None:
+        if leader != self._leader:
+            self._leader = leader
+            if self.reads:
+                self._fail_unconfirmed_reads()
+
+    def _install_snapshot(self, snapshot: tuple[SnapshotMeta, bytes]) -> None:
+        meta, data = snapshot
+        self.storage.install_snapshot(meta, data)
+        self.state_machine.restore(data)
+        self.applied = meta.index
+        self._drop_proposals_upto(meta.index)
+
+    def _resolve(self, index: int, term: int, result: object) -> None:
+        proposal = self.proposals.pop(index)
+        proposal.done = True
+        if proposal.term == term:
+            proposal.result = result
+        else:
+            proposal.error = ProposalDroppedError(
+                f"proposal at index {index} (term {proposal.term}) was replaced by an entry of "
+                f"term {term} after a leader change; retry it"
+            )
 
     def _drop_proposals_upto(self, index: int) -> None:
         for i in [i for i in self.proposals if i <= index]:
@@ -212,6 +222,17 @@ class Host:
                 f"proposal at index {i} was covered by an installed snapshot; its outcome is "
                 "unknown here: read the state to find out"
             )
+
+    def _fail_unconfirmed_reads(self) -> None:
+        # A leader change drops the core's pending read confirmations (thesis 6.4 confirms
+        # leadership of one term); reads with a confirmed index stay valid and wait to apply.
+        for ctx, request in list(self.reads.items()):
+            if request.index == 0:
+                del self.reads[ctx]
+                request.error = ProposalDroppedError(
+                    "the leader changed before the read was confirmed; retry it"
+                )
+                request.ready = True
 
     def _read_point(self, index: int, ctx: bytes) -> None:
         request = self.reads.get(ctx)

@@ -32,6 +32,7 @@ class MemoryStorage:
         self.hard_state = HardState()
         self.syncs = 0
         self.writes = 0
+        self._first_index = 1  # index of entries[0]: snapshot index + 1
 
     @property
     def snap_index(self) -> int:
@@ -48,6 +49,7 @@ class MemoryStorage:
             keep = self.entries[offset:]
         self.snapshot = (meta, bytes(data))
         self.entries = keep
+        self._first_index = meta.index + 1
         if self.hard_state.commit < meta.index:
             hs = self.hard_state
             self.hard_state = HardState(hs.term, hs.vote, meta.index)
@@ -56,14 +58,18 @@ class MemoryStorage:
     def append(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        first = entries[0].index
-        if first <= self.snap_index or first > self.last_index() + 1:
+        stored = self.entries
+        offset = entries[0].index - self._first_index
+        if offset == len(stored):
+            stored.extend(entries)  # the common case: the log grows at its end
+        elif 0 <= offset < len(stored):
+            del stored[offset:]
+            stored.extend(entries)
+        else:
             raise AssertionError(
-                f"append at {first} does not continue the log ending at {self.last_index()} "
-                f"(snapshot {self.snap_index})"
+                f"append at {entries[0].index} does not continue the log ending at "
+                f"{self.last_index()} (snapshot {self.snap_index})"
             )
-        del self.entries[first - self.snap_index - 1 :]
-        self.entries.extend(entries)
         self.writes += 1
 
     def set_hard_state(self, hard_state: HardState) -> None:

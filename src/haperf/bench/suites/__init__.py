@@ -10,6 +10,7 @@ SUITES = (
     "haperf.bench.suites.floor",
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.sim",
+    "haperf.bench.suites.raft",
 )
 
 _loaded = False
