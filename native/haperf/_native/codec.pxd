@@ -20,8 +20,9 @@ Other native modules (the Raft core, a transport) can encode and decode without 
     msg = _codec.decode_message(frame)           # exactly one frame (see decode())
 
 Invariants: encode never mutates the message; decode(encode(m)) == m for every message within
-the bounds; decoded Entry.data and snap_data are read-only memoryviews into the decoded buffer,
-which they keep alive.
+the bounds; decoded Entry.data and snap_data longer than COPY_BYTES_MAX (or the caller's
+copy_bytes_max) are read-only memoryviews into the decoded buffer, which they keep alive, and
+shorter ones are bytes copies.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -50,6 +51,9 @@ cdef enum:
     # memoryview object itself, and does not pin the whole received chunk. 512 is CPython's
     # small-object allocator limit: above it a copy goes to malloc and loses its edge.
     COPY_BYTES_MAX = 512
+    # A FrameReader allocates a frame's whole buffer when its header arrives only up to this
+    # size; larger frames grow with the bytes actually received (one extra copy at the end).
+    FRAME_PREALLOC_BYTES_MAX = 1024 * 1024
     # Fixed-width records.
     ENTRY_RECORD_BYTES = 21       # term u64, index u64, type u8, data_len u32
     SNAPSHOT_FIXED_BYTES = 29     # index u64, term u64, auto_leave u8, 3 x count u32
@@ -66,11 +70,14 @@ cdef class FrameReader:
     # Header bytes received before the frame length is known.
     cdef unsigned char _head[HEADER_BYTES]
     cdef Py_ssize_t _head_len
-    # The frame being assembled: a bytes object of exactly its length, filled in place.
+    # The frame being assembled: a bytes object of exactly its length filled in place, or (above
+    # FRAME_PREALLOC_BYTES_MAX) a bytearray holding what has arrived so far.
     cdef object _frame
     cdef Py_ssize_t _frame_len
     cdef Py_ssize_t _filled
     cdef object _failure
 
     cdef int _start_frame(self, const unsigned char* p, Py_ssize_t have, Py_ssize_t length) except -1
+    cdef int _append(self, const unsigned char* p, Py_ssize_t take) except -1
+    cdef list _guarded(self, object data, bint borrow)
     cdef list _feed(self, object data, bint borrow)

@@ -1,7 +1,8 @@
 """haperf._native.codec: encode Raft messages into checksummed frames and decode them back.
 
 Owns the wire format (layout in codec.pxd and docs/codec.md): encode, encode_into,
-encode_many, encoded_size, decode and the incremental FrameReader.
+encode_many, encoded_size, decode and the incremental FrameReader; and _objects_floor, the
+allocation floor the decode benchmarks are divided by.
 
 Invariants:
 - Encoding happens in two phases. _plan reads everything it needs from the Message (scalars,
@@ -13,13 +14,21 @@ Invariants:
   then every body read against the frame end before it happens. Every count is bounded before
   the list or tuple it sizes is allocated, and is also bounded by the bytes actually present,
   so no input makes the decoder allocate more than a small multiple of its own length.
-- Decoded payloads (Entry.data, snap_data) are read-only memoryviews into the decoded buffer;
-  the memoryview holds a buffer export on it, which keeps it alive.
+- Decoded payloads (Entry.data, snap_data) longer than copy_bytes_max are read-only
+  memoryviews into the decoded buffer, whose buffer export keeps it alive; shorter ones are
+  bytes copies (cheaper than a memoryview at those sizes, see COPY_BYTES_MAX in codec.pxd).
+- A FrameReader holds at most frame_bytes_max bytes, refuses a larger header before buffering,
+  and after any CodecError refuses all further input (the stream has lost its framing).
 """
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_FromStringAndSize,
+    PyByteArray_GET_SIZE,
+    PyByteArray_Resize,
+)
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_CheckExact,
@@ -38,6 +47,7 @@ from libc.string cimport memcpy, memset
 from haperf._native cimport crc32c as _crc
 from haperf._native.config cimport HAPERF_DEBUG
 from haperf._native.raftmsg cimport ConfState, Entry, Message, SnapshotMeta
+from haperf._native.raftmsg cimport MSG_APP as MSG_APP_TYPE
 
 from haperf.errors import (
     CodecError,
@@ -100,6 +110,7 @@ CONTEXT_SIZE_MAX = CONTEXT_BYTES_MAX
 CONF_IDS_PER_LIST_MAX = CONF_IDS_MAX
 SNAP_DATA_SIZE_MAX = SNAP_DATA_BYTES_MAX
 COPY_SIZE_MAX = COPY_BYTES_MAX
+FRAME_PREALLOC_SIZE_MAX = FRAME_PREALLOC_BYTES_MAX
 
 # Message types this version knows (raftmsg.MsgType); entry types likewise (raftmsg.EntryType).
 cdef enum:
@@ -222,6 +233,8 @@ cdef int _plan(Message msg, _Plan* pl) except -1:
     cdef SnapshotMeta snap
     cdef ConfState conf
     memset(pl, 0, sizeof(_Plan))
+    if msg is None:
+        raise TypeError("expected a raftmsg.Message, got None")
     if msg.type < _MSG_TYPE_FIRST or msg.type > _MSG_TYPE_LAST:
         raise UnknownMessageTypeError(
             f"cannot encode message type {msg.type}: known types are "
@@ -282,6 +295,9 @@ cdef int _plan(Message msg, _Plan* pl) except -1:
             if pl.entries[i].view.len > ENTRY_BYTES_MAX:
                 _too_large(f"msg.entries[{i}] data length", pl.entries[i].view.len, ENTRY_BYTES_MAX)
             payload += pl.entries[i].view.len
+            if payload > FRAME_BYTES_MAX:
+                # Checked per entry so the running sum stays small on any Py_ssize_t width.
+                _too_large(f"frame size (entries 0..{i} alone)", payload, FRAME_BYTES_MAX)
         fields |= _F_ENTRIES
         size += 4 + n * ENTRY_RECORD_BYTES + payload
 
@@ -395,6 +411,7 @@ cdef bytes encode_message(Message msg):
     cdef _Plan pl
     cdef bytes out
     cdef Py_ssize_t written
+    memset(&pl, 0, sizeof(_Plan))
     try:
         _plan(msg, &pl)
         out = PyBytes_FromStringAndSize(NULL, pl.size)
@@ -420,6 +437,7 @@ def encode(msg):
 def encoded_size(msg):
     """Bytes encode(msg) would return, computed without encoding (same checks as encode)."""
     cdef _Plan pl
+    memset(&pl, 0, sizeof(_Plan))  # released in `finally` even if _plan never runs
     try:
         _plan(_as_message(msg), &pl)
         return pl.size
@@ -431,6 +449,7 @@ def encode_into(msg, bytearray buf):
     """Append the frame of `msg` to `buf` (resized once) and return the number of bytes added."""
     cdef _Plan pl
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
+    memset(&pl, 0, sizeof(_Plan))  # released in `finally` even if _plan never runs
     try:
         _plan(_as_message(msg), &pl)
         PyByteArray_Resize(buf, old + pl.size)
@@ -798,7 +817,8 @@ cdef class FrameReader:
     `feed(data)` returns the messages completed by `data`, in order, and keeps the bytes of an
     unfinished frame. A header announcing more than `frame_bytes_max` bytes raises
     FrameTooLargeError at once, before anything is buffered; so at most `frame_bytes_max` bytes
-    are ever held. After any CodecError the stream has lost its framing: the reader refuses
+    are ever held. A frame of up to FRAME_PREALLOC_SIZE_MAX bytes gets its whole buffer when its
+    header arrives; a larger one grows with the bytes received. After any CodecError the stream has lost its framing: the reader refuses
     further input (close the connection; Raft retransmits).
     """
 
@@ -843,7 +863,7 @@ cdef class FrameReader:
         """
         return self._guarded(data, True)
 
-    def _guarded(self, data, bint borrow):
+    cdef list _guarded(self, object data, bint borrow):
         if self._failure is not None:
             raise FrameMalformedError(
                 f"this FrameReader already failed ({self._failure}); the stream has lost its "
@@ -860,12 +880,27 @@ cdef class FrameReader:
             raise
 
     cdef int _start_frame(self, const unsigned char* p, Py_ssize_t have, Py_ssize_t length) except -1:
-        # Exactly the frame's size, filled in place: the finished frame is decoded from this
-        # bytes object without another copy. Nobody else holds it until it is complete.
-        self._frame = PyBytes_FromStringAndSize(NULL, length)
-        memcpy(PyBytes_AS_STRING(self._frame), p, <size_t>have)
+        if length <= FRAME_PREALLOC_BYTES_MAX:
+            # Exactly the frame's size, filled in place: the finished frame is decoded from this
+            # bytes object without another copy. Nobody else holds it until it is complete.
+            self._frame = PyBytes_FromStringAndSize(NULL, length)
+        else:
+            # A large frame grows with the bytes that really arrive (one more copy at the end),
+            # so a bare header cannot make the reader allocate up to frame_bytes_max.
+            self._frame = PyByteArray_FromStringAndSize(NULL, 0)
         self._frame_len = length
-        self._filled = have
+        self._filled = 0
+        self._append(p, have)
+        return 0
+
+    cdef int _append(self, const unsigned char* p, Py_ssize_t take) except -1:
+        cdef object frame = self._frame
+        if PyBytes_CheckExact(frame):
+            memcpy(PyBytes_AS_STRING(frame) + self._filled, p, <size_t>take)
+        else:
+            PyByteArray_Resize(frame, self._filled + take)
+            memcpy(PyByteArray_AS_STRING(frame) + self._filled, p, <size_t>take)
+        self._filled += take
         return 0
 
     cdef list _feed(self, object data, bint borrow):
@@ -888,11 +923,13 @@ cdef class FrameReader:
             while pos < n:
                 if self._frame is not None:
                     take = min(n - pos, self._frame_len - self._filled)
-                    memcpy(PyBytes_AS_STRING(self._frame) + self._filled, p + pos, <size_t>take)
-                    self._filled += take
+                    self._append(p + pos, take)
                     pos += take
                     if self._filled == self._frame_len:
                         frame = self._frame
+                        if not PyBytes_CheckExact(frame):
+                            frame = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(frame),
+                                                              self._filled)
                         length = self._frame_len
                         self._frame = None
                         self._frame_len = 0
@@ -925,3 +962,38 @@ cdef class FrameReader:
             if held:
                 PyBuffer_Release(&view)
         return out
+
+
+def _objects_floor(payloads, Py_ssize_t count):
+    """Benchmark floor: build what decoding an AppendEntries returns, without decoding.
+
+    One Message holding a list of `count` Entry objects, each with a bytes copy of its share
+    (len(payloads) // count bytes) of `payloads`: the allocations any decoder with this API must
+    make. No parsing, no checksum, no bounds. Not for use outside benchmarks.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t i, size
+    cdef Message msg
+    cdef Entry e
+    cdef list entries
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    _get_buffer(payloads, &view, "payloads")
+    try:
+        size = view.len // count
+        msg = Message.__new__(Message)
+        msg.type = MSG_APP_TYPE
+        entries = PyList_New(count)
+        for i in range(count):
+            e = Entry.__new__(Entry)
+            e.term = i
+            e.index = i
+            e.data = PyBytes_FromStringAndSize(<const char*>view.buf + i * size, size)
+            Py_INCREF(e)
+            PyList_SET_ITEM(entries, i, e)
+        msg.entries = entries
+        msg.context = b""
+        msg.snap_data = b""
+        return msg
+    finally:
+        PyBuffer_Release(&view)

@@ -34,8 +34,14 @@ def _bytes_of(object data):
     return None if data is None else bytes(data)
 
 
+# Entries are created by the hundred per decoded AppendEntries and kept by the thousand in the
+# in-memory log. A freelist skips malloc/free for them; no_gc drops the cyclic-GC header and
+# the track/untrack on every create and free (together 3.3 -> 2.2 us for a 100-entry decode).
+# Safe because an Entry holds only ints and `data`, a bytes-like payload, which cannot refer
+# back to it: do not store containers in Entry.data.
 @cython.final
 @cython.freelist(1024)
+@cython.no_gc
 cdef class Entry:
     def __init__(self, uint64_t term=0, uint64_t index=0, object data=b"", uint8_t type=ENTRY_NORMAL):
         self.term = term

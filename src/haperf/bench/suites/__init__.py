@@ -11,6 +11,7 @@ SUITES = (
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.raft",
+    "haperf.bench.suites.codec",
 )
 
 _loaded = False
