@@ -83,6 +83,7 @@ class CoreSpec:
     heartbeat_tick: int
     pre_vote: bool
     check_quorum: bool
+    lease_read: bool
     hard_state: Any
     snapshot: Any
     entries: Sequence[Any]
@@ -103,6 +104,7 @@ def raft_core(spec: CoreSpec) -> Core:
         heartbeat_tick=spec.heartbeat_tick,
         pre_vote=spec.pre_vote,
         check_quorum=spec.check_quorum,
+        lease_read=spec.lease_read,
     )
     snapshot = spec.snapshot
     return raft.RawNode(  # type: ignore[no-any-return]
@@ -195,6 +197,7 @@ class SimNode:
             heartbeat_tick=sim.config.heartbeat_tick,
             pre_vote=sim.config.pre_vote,
             check_quorum=sim.config.check_quorum,
+            lease_read=sim.config.lease_read,
             hard_state=durable.hard_state,
             snapshot=None
             if durable.snapshot_meta is None

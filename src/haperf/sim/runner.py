@@ -122,6 +122,7 @@ class SimConfig:
     heartbeat_tick: int = 5
     pre_vote: bool = True
     check_quorum: bool = True
+    lease_read: bool = False
     safety_ticks: int = SAFETY_TICKS_DEFAULT
     liveness_ticks: int = LIVENESS_TICKS_DEFAULT
     faults: tuple[str, ...] = FAULT_KINDS
