@@ -96,7 +96,7 @@ class FaultPlan:
             f"torn={'yes' if self.torn else 'no'}",
             "drift_ppm=" + "/".join(str(d) for d in self.drift_ppm),
         ]
-        parts += [f"{k}s={v}" for k, v in counts.items()]
+        parts += [f"{k}={v}" for k, v in counts.items()]
         return " ".join(parts)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
-from haperf.errors import ConfigError
+from haperf.errors import ConfigError, HaperfError
 from haperf.sim.checkers import CHECKERS, Checker, Reporter, Violation
 from haperf.sim.clock import NodeClock, SimClock
 from haperf.sim.disk import SimDisk
@@ -102,6 +102,23 @@ def _codec_encode(msg: Any) -> bytes:
 def _codec_reader() -> Any:
     codec = importlib.import_module("haperf._native.codec")
     return codec.FrameReader()
+
+
+def _describe_frame(frame: bytes) -> str:
+    """One frame for --trace, decoded on its own (the delivery path decodes it again)."""
+    codec = importlib.import_module("haperf._native.codec")
+    raftmsg = importlib.import_module("haperf._native.raftmsg")
+    try:
+        m = codec.decode(frame)
+    except HaperfError as exc:
+        return f"undecodable ({type(exc).__name__})"
+    name = raftmsg.MSG_TYPE_NAMES.get(m.type, str(m.type))
+    text = f"{name} term={m.term} index={m.index} log_term={m.log_term} commit={m.commit}"
+    if m.entries:
+        text += f" entries={len(m.entries)}"
+    if m.reject:
+        text += " reject"
+    return text
 
 
 CheckerFactory = Callable[[Reporter], Checker]
@@ -321,11 +338,14 @@ class Simulation:
         assert self._trace is not None
         what = KIND_NAMES[kind]
         if kind == DELIVER:
-            what += f" {b[0]}->{a} {len(b[1])}B"
+            what += f" {b[0]}->{a} {len(b[1])}B {_describe_frame(b[1])}"
         elif kind == FAULT:
-            what += f" {b.kind} node={b.node} links={len(b.links)}"
+            links = " ".join(f"{x}->{y}" for x, y in b.links)
+            what += f" {b.kind} node={b.node}" + (f" links {links}" if links else "")
         elif kind == TICK:
-            what += f" node={a}"
+            node = self.nodes[a]
+            role = "leader" if node.is_leader else "-"
+            what += f" node={a} term={node.term} commit={node.commit} {role}"
         self._trace(f"{time_ns:>14} {what}")
 
     def run(self) -> RunResult:
