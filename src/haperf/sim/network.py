@@ -17,13 +17,14 @@ at most `inflight_max` frames are in flight at once, further sends are dropped a
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from haperf.errors import CodecError
 
 MS = 1_000_000
 INFLIGHT_MAX = 10_000
+MSG_TYPES_MAX = 256  # message type is a uint8_t
 
 
 class FrameReaderLike(Protocol):
@@ -75,6 +76,7 @@ class NetworkStats:
     rejected: int = 0
     overflow: int = 0
     bytes_sent: int = 0
+    by_type: list[int] = field(default_factory=lambda: [0] * MSG_TYPES_MAX)
 
 
 class Network:
@@ -133,6 +135,7 @@ class Network:
             frame = self._encode(msg)
             stats.sent += 1
             stats.bytes_sent += len(frame)
+            stats.by_type[msg.type] += 1
             link = (src, dst)
             lossy = link not in self.healed
             if lossy and c.drop_p and rng.random() < c.drop_p:

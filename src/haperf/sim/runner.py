@@ -239,6 +239,7 @@ class Simulation:
         self.faults_on = True
         self.liveness_end_ns: int | None = None
         self.crashes = 0
+        self.torn_crashes = 0
         self.leader_terms: dict[int, int] = {}
         self._trace = config.trace
         # Hooks for observers such as the election benchmark: called after every event.
@@ -292,6 +293,7 @@ class Simulation:
         keep = self.plan.torn and self.disk_rng.random() < 0.5
         node.crash(keep)
         self.crashes += 1
+        self.torn_crashes += keep
         self.client.on_crash(node.id)
         for other in self.node_ids:
             self.network.reset_link(node.id, other)
