@@ -69,7 +69,7 @@ class Client:
         pad = self.rng.randint(0, PAD_BYTES_MAX)
         return prefix + str(self.seq).encode() + b"." * pad
 
-    def _propose(self, prefix: bytes, among: tuple[int, ...]) -> bytes | None:
+    def _propose(self, prefix: bytes, among: tuple[int, ...], probe: bool = False) -> bytes | None:
         if len(self.pending) >= PENDING_MAX:
             return None
         node = self._target(among)
@@ -79,9 +79,12 @@ class Client:
         self.proposed += 1
         # Registered first: a one-node cluster applies the command inside propose().
         self.pending[data] = node.id
+        if probe:
+            self.probes[data] = {}
         if node.propose(data):
             return data
         self.pending.pop(data, None)
+        self.probes.pop(data, None)
         self.refused += 1
         return None
 
@@ -92,9 +95,7 @@ class Client:
         self.majority = majority
 
     def probe(self) -> None:
-        data = self._propose(b"probe", self.majority)
-        if data is not None:
-            self.probes[data] = {}
+        self._propose(b"probe", self.majority, probe=True)
 
     def on_apply(self, node_id: int, index: int, data: bytes) -> None:
         if self.pending.get(data) == node_id:
