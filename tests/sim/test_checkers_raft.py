@@ -190,3 +190,22 @@ def test_read_linearizable_catches_a_stale_follower_read() -> None:
 def test_real_reads_are_served_and_checked() -> None:
     result = run(SimConfig(seed=2))
     assert result.ok and result.reads > 10
+
+
+def test_a_disk_that_pretends_to_fsync_is_caught() -> None:
+    # sync() reports success but nothing reaches the platter: every crash wipes the node
+    # (term, vote and log). Raft's safety rests on that state being durable, so some seeds must
+    # break a guarantee (which one depends on the seed: a second vote in a term, a lost entry).
+    from haperf.sim.checkers import CHECKER_NAMES
+
+    class LyingDisk(SimDisk):
+        def sync(self) -> None:
+            self.syncs += 1
+
+    caught = []
+    for seed in range(60):
+        result = run(SimConfig(seed=seed, faults=("crash",), disk_factory=LyingDisk))
+        if result.violation is not None and result.violation.checker in CHECKER_NAMES:
+            assert f"seed {seed}" in str(result.violation)
+            caught.append(result.violation.checker)
+    assert caught, "a disk that loses synced writes went unnoticed in 60 seeds"
