@@ -204,7 +204,8 @@ def test_a_disk_that_pretends_to_fsync_is_caught() -> None:
 
     caught = []
     for seed in range(60):
-        result = run(SimConfig(seed=seed, faults=("crash",), disk_factory=LyingDisk))
+        config = SimConfig(seed=seed, faults=("crash",), disk_factory=LyingDisk, liveness_ticks=50)
+        result = run(config)
         if result.violation is not None and result.violation.checker in CHECKER_NAMES:
             assert f"seed {seed}" in str(result.violation)
             caught.append(result.violation.checker)

@@ -117,7 +117,7 @@ def _describe_frame(frame: bytes) -> str:
     if m.entries:
         text += f" entries={len(m.entries)}"
     if m.reject:
-        text += " reject"
+        text += f" reject hint={m.reject_hint} hint_term={m.hint_term}"
     return text
 
 
