@@ -15,7 +15,15 @@ from haperf._native.raft import (
     HardState,
     RawNode,
 )
-from haperf._native.raftmsg import MSG_APP, MSG_PREVOTE, MSG_VOTE, MSG_VOTE_RESP, Entry, Message
+from haperf._native.raftmsg import (
+    MSG_APP,
+    MSG_HEARTBEAT,
+    MSG_PREVOTE,
+    MSG_VOTE,
+    MSG_VOTE_RESP,
+    Entry,
+    Message,
+)
 from haperf.errors import ConfigError
 from tests.raft.network import Cluster
 
@@ -220,3 +228,16 @@ def test_bad_ids_raise() -> None:
         Config(1, [1, 1])
     with pytest.raises(ConfigError):
         Config(1, [1, 2], [2])
+
+
+def test_heartbeats_keep_followers_from_campaigning() -> None:
+    """Raft 5.2: the leader sends periodic heartbeats (every heartbeat_tick) and a follower
+    that keeps receiving them never starts an election."""
+    c = Cluster([1, 2, 3], heartbeat_tick=2, election_tick=10)
+    c.elect(1)
+    term = c.nodes[1].term
+    c.record = True
+    c.tick(100)
+    heartbeats = [m for m in c.delivered if m.type == MSG_HEARTBEAT and m.frm == 1]
+    assert len(heartbeats) == 2 * (100 // 2)
+    assert c.leader() == 1 and all(c.nodes[i].term == term for i in c.ids)

@@ -3,6 +3,8 @@ before promotion (thesis 4.2.1), removing the leader (4.2.2), joint consensus (t
 the ConfChange entry payload.
 """
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -233,3 +235,71 @@ def test_a_learner_is_promoted_only_once_caught_up() -> None:
     c.tick(2)
     _change(c, ConfChange([(CC_ADD_VOTER, 4)]))
     assert 4 in c.nodes[1].membership.voters
+
+
+def _joint_cluster() -> Cluster:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    for node in (4, 5):
+        c.add(node, voters=c.ids)
+    cc = ConfChange(
+        [(CC_ADD_VOTER, 4), (CC_ADD_VOTER, 5), (CC_REMOVE_NODE, 2), (CC_REMOVE_NODE, 3)],
+        auto_leave=False,
+    )
+    _change(c, cc)
+    c.tick(2)
+    assert c.nodes[1].membership.is_joint()
+    return c
+
+
+def test_joint_read_index_needs_both_majorities() -> None:
+    """Thesis 4.3 + 6.4: while joint, confirming leadership for a read needs a majority of
+    C_old and of C_new."""
+    c = _joint_cluster()
+    c.isolate(4)
+    c.isolate(5)
+    request = c.hosts[1].read(b"j")
+    c.stabilize()
+    assert not request.ready  # C_old (1, 2, 3) acknowledged, C_new (1, 4, 5) did not
+    c.heal()
+    c.tick(1)
+    assert request.ready and request.error is None
+
+
+def test_joint_check_quorum_needs_both_majorities() -> None:
+    """Thesis 4.3 + 6.2: a joint leader that hears from a majority of only one configuration
+    steps down after an election timeout."""
+    c = _joint_cluster()
+    c.isolate(4)
+    c.isolate(5)
+    c.tick(25, only=[1, 2, 3])
+    assert c.nodes[1].role != LEADER
+
+
+ops = st.lists(
+    st.tuples(st.sampled_from([CC_ADD_VOTER, CC_REMOVE_NODE, CC_ADD_LEARNER]), st.integers(1, 7)),
+    min_size=0,
+    max_size=4,
+)
+
+
+@given(st.lists(st.tuples(ops, st.sampled_from([None, True])), max_size=12))
+def test_membership_rules_hold_for_any_change_sequence(steps: list[tuple[Any, Any]]) -> None:
+    """Thesis 4.1/4.2.1/4.3 as invariants: after any sequence of accepted changes, voters and
+    learners never overlap, a voter set is never empty, a simple change moves at most one voter,
+    and a joint configuration keeps the previous voters as C_old until it is left."""
+    m = Membership([1, 2, 3])
+    for items, joint in steps:
+        try:
+            cc = ConfChange(items, joint=joint)
+            nxt = m.apply(cc)
+        except ConfChangeError:
+            continue
+        assert nxt.voters and not set(nxt.learners) & (set(nxt.voters) | set(nxt.voters_outgoing))
+        if cc.is_leave_joint():
+            assert m.is_joint() and not nxt.is_joint() and nxt.voters == m.voters
+        elif nxt.is_joint():
+            assert nxt.voters_outgoing == m.voters
+        else:
+            assert len(set(nxt.voters) ^ set(m.voters)) <= 1
+        m = nxt

@@ -4,6 +4,7 @@ partitions, crashes/restarts, compactions and leadership transfers, checking aft
 - Log Matching (Raft 5.3): same index and term => identical logs up to there;
 - State Machine Safety (Raft 5.4.3): no two nodes apply different commands at one index;
 - Leader Completeness (Raft 5.4): every committed entry is in the log of later leaders;
+- Leader Append-Only (Raft 5.3): a leader never overwrites or deletes its own entries;
 and, once the network heals, that the cluster converges (liveness). Every run prints its seed;
 one seed runs twice to show the whole run is reproducible (DESIGN.md 4.4).
 """
@@ -55,6 +56,20 @@ def check_invariants(c: Cluster, state: dict[str, dict[int, object]]) -> None:
             if e.index <= node.commit:
                 seen = committed.setdefault(e.index, (e.term, bytes(e.data), node.term))
                 assert seen[:2] == (e.term, bytes(e.data)), f"two committed entries at {e.index}"
+    # Leader Append-Only (Raft 5.3, Figure 3): while a node leads a term, it never overwrites or
+    # deletes entries of its log (compaction only drops entries below the snapshot).
+    previous = state.setdefault("leader_logs", {})
+    for node_id, node in c.nodes.items():
+        key = node_id * 1_000_000 + node.term
+        if node.role == LEADER:
+            before = previous.get(key)
+            now = logs[node_id]
+            if isinstance(before, dict):
+                for index, value in before.items():
+                    assert index <= node.log.snap_index or now.get(index) == value, (
+                        f"leader {node_id} changed entry {index} in term {node.term}"
+                    )
+            previous[key] = now
     for node_id, node in c.nodes.items():
         if node.role == LEADER:
             log = logs[node_id]
@@ -142,3 +157,31 @@ def test_same_seed_same_run() -> None:
     """DESIGN.md 4.4: a run reproduces exactly from its seed (compared by trace digest)."""
     assert run(31, 3, ticks=120) == run(31, 3, ticks=120)
     assert run(31, 3, ticks=120) != run(32, 3, ticks=120)
+
+
+def test_the_checker_catches_planted_violations() -> None:
+    """Each property check above fails on a planted bug (so a green run means something)."""
+    from haperf._native.raftmsg import Entry
+
+    def fresh() -> tuple[Cluster, dict[str, dict[int, object]]]:
+        c = Cluster([1, 2, 3])
+        c.elect(1)
+        c.propose(b"a=1")
+        state: dict[str, dict[int, object]] = {"leaders": {}, "applied": {}, "committed": {}}
+        check_invariants(c, state)
+        return c, state
+
+    c, state = fresh()
+    last = c.nodes[1].log.entries[-1]
+    c.nodes[1].log.entries[-1] = Entry(last.term, last.index, b"forged")  # leader rewrites
+    with pytest.raises(AssertionError, match=r"log matching|changed entry"):
+        check_invariants(c, state)
+    c, state = fresh()
+    index = c.sms[1].log[-1][0]
+    c.sms[2].log.append((index, b"other"))  # a different command applied at the same index
+    with pytest.raises(AssertionError, match="applied as"):
+        check_invariants(c, state)
+    c, state = fresh()
+    state["leaders"][c.nodes[1].term] = 2  # another leader recorded for this term
+    with pytest.raises(AssertionError, match="two leaders"):
+        check_invariants(c, state)

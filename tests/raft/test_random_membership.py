@@ -1,8 +1,10 @@
 """Randomized membership churn: while messages drop and partitions come and go, the leader adds
 learners (thesis 4.2.1), promotes them, removes voters one at a time (thesis 4.1) and replaces
-voters through joint consensus (thesis 4.3). After every tick the safety properties of
-tests/raft/test_random.py hold (one leader per term, log matching, state machine safety); once
-healed, every member of the final configuration converges. Each run prints its seed.
+voters through joint consensus (thesis 4.3), while nodes compact their logs (so new members
+and laggards also get the membership from snapshots, thesis 5). After every tick the safety
+properties of tests/raft/test_random.py hold (one leader per term, log matching, state machine
+safety); once healed, every member of the final configuration converges. Each run prints its
+seed.
 """
 
 import contextlib
@@ -50,7 +52,7 @@ def _try_change(c: Cluster, rng: random.Random, next_id: list[int]) -> None:
 def run(seed: int, ticks: int = 400, *, chaos: bool = False) -> None:
     print(f"raft membership churn: seed={seed} ticks={ticks} chaos={chaos}")
     rng = random.Random(seed)
-    c = Cluster(BOOTSTRAP, seed=seed, inflight_msgs_max=8)
+    c = Cluster(BOOTSTRAP, seed=seed, inflight_msgs_max=8, snapshot_chunk_bytes=64)
     c.drop_rate = 0.05
     if chaos:
         c.reorder = True
@@ -69,6 +71,10 @@ def run(seed: int, ticks: int = 400, *, chaos: bool = False) -> None:
             c.partition(ids[: len(ids) // 2], ids[len(ids) // 2 :])
         elif r < 0.08:
             c.heal()
+        elif r < 0.10:
+            victim = rng.choice(list(c.nodes))
+            if c.nodes[victim].applied > c.nodes[victim].log.snap_index:
+                c.hosts[victim].compact()  # snapshots then carry the current membership
         if t % 15 == 0:
             before = next_id[0]
             _try_change(c, rng, next_id)

@@ -178,6 +178,7 @@ cdef class Config:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class HardState:
     """What must be durable before messages go out: current term, vote in it, commit index."""
 
@@ -199,6 +200,7 @@ cdef class HardState:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class SoftState:
     """Volatile state worth reporting: the known leader (0 = none) and this node's role."""
 
@@ -223,6 +225,7 @@ cdef class SoftState:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class Ready:
     """One batch of effects; the host handles it in order and then calls advance(ready)."""
 
@@ -1072,6 +1075,8 @@ cdef class RawNode:
                     pr.become_probe()
                 self._send_append(pr, True)
             return 0
+        if m.index > self.log.last_index():
+            return 0  # acknowledges entries this leader never had: not from this term's log
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return 0
@@ -1261,11 +1266,15 @@ cdef class RawNode:
 
     def has_ready(self):
         """True when ready() has something: state to persist, messages, entries to apply, ..."""
-        return bool(self.msgs or self.read_states or self.log.stable < self.log.last_index()
-                    or self.log.committed > self.log.applying or self.pending_snapshot is not None
-                    or self.lead != self.prev_lead or self.role != self.prev_role
-                    or self.term != self.prev_term or self.vote != self.prev_vote
-                    or self.log.committed != self.prev_commit)
+        cdef RaftLog log = self.log
+        cdef bint pending = (
+            len(self.msgs) > 0 or len(self.read_states) > 0
+            or log.stable < log.last_index() or log.committed > log.applying
+            or self.pending_snapshot is not None
+            or self.lead != self.prev_lead or self.role != self.prev_role
+            or self.term != self.prev_term or self.vote != self.prev_vote
+            or log.committed != self.prev_commit)
+        return pending
 
     def ready(self):
         """Take the pending effects; handle them in order (docs/raft.md), then advance(ready)."""

@@ -14,7 +14,7 @@ the shell (runtime or simulator) owns the clock and the transport, and calls tic
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from haperf._native.confchange import ConfChange
@@ -55,11 +55,14 @@ class ReadRequest:
     index: int = 0
     ready: bool = False
     error: Exception | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Host:
-    """Drives one RawNode: persist, send, apply, advance (see the module docstring)."""
+    """Drives one RawNode: persist, send, apply, advance (see the module docstring).
+
+    The node, storage, send function and state machine are fixed at construction (a restart
+    builds a new Host around the new RawNode).
+    """
 
     def __init__(
         self,
@@ -78,6 +81,10 @@ class Host:
         self._read_points: list[ReadRequest] = []
         self._read_seq = 0
         self._leader = node.lead
+        # Bound once: process_ready runs for every Ready, creating them per call costs.
+        self._apply_command = state_machine.apply
+        self._apply_conf_change = node.apply_conf_change
+        self._resolve_proposal = self._resolve
 
     # ------------------------------------------------------------------ requests
 
@@ -175,10 +182,10 @@ class Host:
             self.applied = apply_entries(
                 committed,
                 self.applied,
-                self.state_machine.apply,
-                node.apply_conf_change,
+                self._apply_command,
+                self._apply_conf_change,
                 self.proposals,
-                self._resolve,
+                self._resolve_proposal,
             )
         read_states = rd.read_states
         if read_states:
