@@ -68,6 +68,7 @@ def test_the_sweep_exercises_every_fault_kind() -> None:
                 ("votes_sent", st.by_type[MSG_VOTE]),
                 ("reads", result.reads),
                 ("acked", result.acked),
+                ("membership_changes", sim.client.membership_changes),
             ):
                 totals[name] = totals.get(name, 0) + value
     missing = [name for name, value in totals.items() if value == 0]

@@ -9,7 +9,10 @@ stream only, so the same (seed, kinds, nodes, duration) always gives the same pl
 - asymmetric: one-way cuts (A's frames do not reach B, B's still reach A);
 - crash: a node stops, loses its unsynced writes and restarts later;
 - torn: a crash may keep a prefix of the unsynced writes and tear the last one;
-- drift: each node's clock runs up to DRIFT_PPM_FAULT parts per million fast or slow.
+- drift: each node's clock runs up to DRIFT_PPM_FAULT parts per million fast or slow;
+- membership: the client asks the leader to remove a voter, and later to add it back (Raft
+  thesis 4.1, one voter at a time); with it, the liveness phase heals every node and the client
+  first restores the full membership.
 
 Invariants: every fault event falls inside the safety phase [0, safety_ns); each cut is healed
 by a later event (cuts may overlap; the network counts them); every crash has its restart
@@ -33,6 +36,7 @@ FAULT_KINDS = (
     "crash",
     "torn",
     "drift",
+    "membership",
 )
 FAULT_EVENTS_MAX = 4
 DRIFT_PPM_FAULT = 20_000  # 2 %
@@ -50,6 +54,8 @@ CRASH = "crash"
 RESTART = "restart"
 CUT = "cut"
 HEAL = "heal"
+REMOVE = "remove"
+ADD = "add"
 
 
 def parse_fault_kinds(text: str) -> tuple[str, ...]:
@@ -151,5 +157,11 @@ def make_plan(
             node = rng.choice(ids)
             events.append(FaultEvent(start, CRASH, node))
             events.append(FaultEvent(start + rng.randint(DOWN_NS_MIN, DOWN_NS_MAX), RESTART, node))
+    if "membership" in kinds and len(ids) > 1 and safety_ns > 0:
+        for _ in range(rng.randint(0, FAULT_EVENTS_MAX // 2)):
+            start = rng.randrange(safety_ns)
+            node = rng.choice(ids)
+            events.append(FaultEvent(start, REMOVE, node))
+            events.append(FaultEvent(start + rng.randint(CUT_NS_MIN, CUT_NS_MAX), ADD, node))
     events.sort(key=lambda e: e.time_ns)  # stable: equal times keep the draw order
     return FaultPlan(net, drift, "torn" in kinds, tuple(events))

@@ -62,6 +62,7 @@ class Core(Protocol):
     def step(self, msg: Any) -> None: ...
     def propose(self, data: bytes) -> None: ...
     def has_ready(self) -> bool: ...
+    def conf_state(self) -> Any: ...
 
 
 class HostLike(Protocol):
@@ -70,6 +71,7 @@ class HostLike(Protocol):
     def process_ready(self) -> bool: ...
     def compact(self) -> None: ...
     def read(self, ctx: bytes | None = None) -> Any: ...
+    def propose_conf_change(self, change: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +243,19 @@ class SimNode:
         assert core is not None
         try:
             core.propose(data)
+        except HaperfError:
+            self._drain()
+            return False
+        self._drain()
+        return True
+
+    def propose_conf_change(self, change: Any) -> bool:
+        """Hand a membership change to the host; False when refused (not the leader, a change
+        still pending, or invalid for the current configuration)."""
+        host = self.host
+        assert host is not None
+        try:
+            host.propose_conf_change(change)
         except HaperfError:
             self._drain()
             return False

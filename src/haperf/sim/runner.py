@@ -29,7 +29,17 @@ from haperf.errors import ConfigError, HaperfError
 from haperf.sim.checkers import CHECKERS, Checker, Reporter, Violation
 from haperf.sim.clock import NodeClock, SimClock
 from haperf.sim.disk import SimDisk
-from haperf.sim.faults import CRASH, CUT, FAULT_KINDS, HEAL, RESTART, FaultPlan, make_plan
+from haperf.sim.faults import (
+    ADD,
+    CRASH,
+    CUT,
+    FAULT_KINDS,
+    HEAL,
+    REMOVE,
+    RESTART,
+    FaultPlan,
+    make_plan,
+)
 from haperf.sim.network import MS, Network, NetworkConfig
 from haperf.sim.node import (
     CoreFactory,
@@ -327,6 +337,9 @@ class Simulation:
         ids = list(self.node_ids)
         rng.shuffle(ids)
         majority = tuple(sorted(ids[: len(ids) // 2 + 1]))
+        if "membership" in self.config.faults:
+            # A majority of all nodes need not be a majority of the current configuration.
+            majority = self.node_ids
         net = self.network
         healed = [(a, b) for a in majority for b in majority if a != b]
         net.heal(healed)
@@ -453,6 +466,10 @@ class Simulation:
             self.crash(self.nodes[event.node])
         elif kind == CUT:
             self.network.cut(event.links)
+        elif kind == REMOVE:
+            self.client.change_membership(False, event.node)
+        elif kind == ADD:
+            self.client.change_membership(True, event.node)
 
 
 def run(config: SimConfig) -> RunResult:

@@ -21,6 +21,7 @@ gone); all randomness comes from the "workload" stream.
 import random
 from typing import TYPE_CHECKING, Any
 
+from haperf._native.confchange import CC_ADD_VOTER, CC_REMOVE_NODE, ConfChange
 from haperf.errors import HaperfError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Client:
         self.reads: list[tuple[int, int, Any, int]] = []
         self.reads_started = 0
         self.reads_done = 0
+        self.membership_changes = 0
 
     def _target(self, among: tuple[int, ...]) -> "SimNode | None":
         nodes = self.sim.nodes
@@ -95,7 +97,39 @@ class Client:
         self.majority = majority
 
     def probe(self) -> None:
+        if "membership" in self.sim.config.faults and not self._restore_membership():
+            return
         self._propose(b"probe", self.majority, probe=True)
+
+    def _leader(self) -> "SimNode | None":
+        node = self._target(self.sim.node_ids)
+        return node if node is not None and node.is_leader else None
+
+    def change_membership(self, add: bool, node_id: int) -> bool:
+        """Ask the leader to add `node_id` as a voter or remove it; False when refused."""
+        leader = self._leader()
+        if leader is None:
+            return False
+        op = CC_ADD_VOTER if add else CC_REMOVE_NODE
+        if not leader.propose_conf_change(ConfChange([(op, node_id)])):
+            return False
+        self.membership_changes += 1
+        return True
+
+    def _restore_membership(self) -> bool:
+        """Liveness phase: add back every node the leader's configuration lacks, one per call;
+        True once every node is a voter again."""
+        leader = self._leader()
+        if leader is None or leader.core is None:
+            return False
+        state = leader.core.conf_state()
+        if state.voters_outgoing or state.learners:
+            return False
+        missing = [n for n in self.sim.node_ids if n not in state.voters]
+        if not missing:
+            return True
+        self.change_membership(True, missing[0])
+        return False
 
     def on_apply(self, node_id: int, index: int, data: bytes) -> None:
         if self.pending.get(data) == node_id:
