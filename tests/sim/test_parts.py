@@ -12,7 +12,17 @@ from haperf._native.raftmsg import MSG_APP, Entry, Message, SnapshotMeta
 from haperf.errors import ConfigError
 from haperf.sim.clock import NodeClock, SimClock
 from haperf.sim.disk import SimDisk
-from haperf.sim.faults import CRASH, CUT, FAULT_KINDS, HEAL, RESTART, make_plan, parse_fault_kinds
+from haperf.sim.faults import (
+    ADD,
+    CRASH,
+    CUT,
+    FAULT_KINDS,
+    HEAL,
+    REMOVE,
+    RESTART,
+    make_plan,
+    parse_fault_kinds,
+)
 from haperf.sim.network import MS, Network, NetworkConfig, one_way_cut, symmetric_cut
 from haperf.sim.rng import SimRng, derive_seed
 from haperf.sim.scheduler import Scheduler
@@ -206,10 +216,11 @@ def test_fault_plans_are_seeded_and_well_formed() -> None:
             if e.kind == CRASH:
                 assert 0 <= e.time_ns < safety
         assert all(v == 0 for v in cuts.values()), "every cut is healed"
+        assert sum(e.kind == REMOVE for e in plan.events) == sum(e.kind == ADD for e in plan.events)
         assert sum(e.kind == CRASH for e in plan.events) == sum(
             e.kind == RESTART for e in plan.events
         )
-    assert kinds_seen == {CUT, HEAL, CRASH, RESTART}
+    assert kinds_seen == {CUT, HEAL, CRASH, RESTART, REMOVE, ADD}
     quiet = make_plan(random.Random(1), (), nodes, safety, NetworkConfig())
     assert quiet.events == () and quiet.network.drop_p == 0 and set(quiet.drift_ppm) == {0}
 
