@@ -6,12 +6,13 @@ included): `Simulation(config).run()` twice gives the same trace digest.
 Phases: the safety phase (`safety_ticks` ticks of `tick_ns`) runs the workload under the seed's
 faults. Then the liveness phase heals a majority (chosen by the seed): faults stop, its crashed
 members restart, the cuts between them heal and their links stop dropping frames; the minority
-stays as it was. The cluster must then apply a probe command on every node of the majority
-within `liveness_ticks` ticks, or the run fails with a `liveness` violation.
+stays as it was (with the `membership` fault kind every node is healed, and the client first
+restores the full membership). The cluster must then apply a probe command on every node of
+the majority within `liveness_ticks` ticks, or the run fails with a `liveness` violation.
 
-The trace digest is BLAKE2b over every event in order: its time, kind and subject, the bytes of
-every delivered frame and every proposed command. Checkers run during every event (see
-checkers.py); the run stops at the first event that broke a guarantee.
+The trace digest is BLAKE2b over every event in order: its time, kind and subject, and the
+bytes of every delivered frame (which carry every command). Checkers run during every event
+(see checkers.py); the run stops at the first event that broke a guarantee.
 
 Invariants: all randomness comes from SimRng sub-streams; events are processed in (time_ns, seq)
 order; at most `events_max` events run (a run that would loop forever fails loudly).
