@@ -47,3 +47,10 @@ def test_cli_replays_the_same_digest_across_processes() -> None:
     assert second.stdout == first.stdout
     expected = run(SimConfig(seed=42, nodes=5)).digest
     assert digest == f"digest {expected}"
+
+
+@pytest.mark.parametrize(("seed", "nodes"), [(38611, 5)])
+def test_seeds_the_large_sweep_flagged(seed: int, nodes: int) -> None:
+    # Checker false positives found by the 100,000-seed sweep, now regression seeds.
+    result = run(SimConfig(seed=seed, nodes=nodes))
+    assert result.ok, result.violation

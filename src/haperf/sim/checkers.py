@@ -7,7 +7,7 @@ Owns Violation, the Checker base class and the checkers (Raft paper, Figure 3, a
   entries with the same term, so the logs agree up to there (Raft 5.3). Checked at every write:
   by induction over indexes, (index, term) -> (command, previous term) must be one function
   across all nodes and all time.
-- LeaderCompleteness: a new leader's log holds every entry committed before it (Raft 5.4).
+- LeaderCompleteness: a leader's log holds every entry committed in an earlier term (Raft 5.4).
 - StateMachineSafety: no two nodes apply (or commit) different commands at one index, and each
   node applies in increasing index order (Raft 5.4.3).
 - CommitMonotonic: a node's commit index never decreases while it runs (Raft 5.3; a restart may
@@ -93,7 +93,7 @@ class Checker:
     def on_apply(self, node: int, index: int, data: bytes) -> None:
         return None
 
-    def on_ack(self, node: int, index: int, data: bytes) -> None:
+    def on_ack(self, node: int, index: int, data: bytes, term: int) -> None:
         return None
 
     def on_restart(self, node: int, log: DiskState) -> None:
@@ -163,13 +163,20 @@ class LogMatching(Checker):
 
 
 class LeaderCompleteness(Checker):
-    """Raft 5.4: a committed entry is in the log of every leader of a later term."""
+    """Raft 5.4: an entry committed in term T is in the log of every leader of a term after T.
+
+    The term an entry was committed in is the term of the first node seen to count it as
+    committed (normally the leader that committed it). A leader of an older term can still be
+    elected after that (its vote replies were slow) and may lack the entry: it cannot commit
+    anything, since every majority has moved on, and Raft does not require it to hold the entry.
+    """
 
     name = "leader_completeness"
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(reporter)
-        self.committed: dict[int, int] = {}  # index -> term of the committed entry
+        # index -> (term of the committed entry, term it was first seen committed in)
+        self.committed: dict[int, tuple[int, int]] = {}
         self.commit_seen: dict[int, int] = {}  # node -> highest commit index recorded from it
         self.checked: dict[tuple[int, int], bool] = {}  # (node, term) leaderships checked
 
@@ -183,20 +190,20 @@ class LeaderCompleteness(Checker):
             for index in range(max(done, log.snapshot_index) + 1, commit + 1):
                 t = log.term_at(index)
                 if t is not None:
-                    committed.setdefault(index, t)
+                    committed.setdefault(index, (t, term))
             self.commit_seen[node] = commit
         if is_leader and (node, term) not in self.checked:
             self.checked[(node, term)] = True
             offset = log.snapshot_index
-            for index, t in self.committed.items():
-                if index > offset and t <= term and log.term_at(index) != t:
+            for index, (t, commit_term) in self.committed.items():
+                if index > offset and commit_term < term and log.term_at(index) != t:
                     self.fail(
                         node,
                         term,
                         index,
-                        f"node {node} leads term {term} without the entry committed at index "
-                        f"{index} in term {t} (its log has term {log.term_at(index)} there, "
-                        f"last index {log.last_index})",
+                        f"node {node} leads term {term} without the entry (index {index}, term "
+                        f"{t}) committed in term {commit_term} (its log has term "
+                        f"{log.term_at(index)} there, last index {log.last_index})",
                     )
                     return
 
@@ -283,34 +290,38 @@ class CommitMonotonic(Checker):
 
 
 class NoAckLost(Checker):
-    """A proposal acknowledged to a client is never lost or replaced."""
+    """A proposal acknowledged to a client is never lost or replaced.
+
+    Leaders are checked like LeaderCompleteness checks them: a leader of a term after the one
+    the acknowledging node was in must hold the acknowledged entry.
+    """
 
     name = "no_ack_lost"
 
     def __init__(self, reporter: Reporter) -> None:
         super().__init__(reporter)
-        self.acked: dict[int, bytes] = {}
+        self.acked: dict[int, tuple[bytes, int]] = {}  # index -> (command, term at the ack)
         self.checked: dict[tuple[int, int], bool] = {}
 
-    def on_ack(self, node: int, index: int, data: bytes) -> None:
-        known = self.acked.setdefault(index, data)
-        if known != data:
+    def on_ack(self, node: int, index: int, data: bytes, term: int) -> None:
+        known = self.acked.setdefault(index, (data, term))
+        if known[0] != data:
             self.fail(
                 node,
-                0,
+                term,
                 index,
-                f"index {index} acknowledged twice: {known!r}, then {data!r} via node {node}",
+                f"index {index} acknowledged twice: {known[0]!r}, then {data!r} via node {node}",
             )
 
     def on_apply(self, node: int, index: int, data: bytes) -> None:
         acked = self.acked.get(index)
-        if acked is not None and acked != data:
+        if acked is not None and acked[0] != data:
             self.fail(
                 node,
                 0,
                 index,
-                f"acknowledged proposal {acked!r} at index {index} lost: node {node} applied "
-                f"{data!r} there",
+                f"acknowledged proposal {acked[0]!r} at index {index} lost: node {node} "
+                f"applied {data!r} there",
             )
 
     def on_status(self, node: int, is_leader: bool, term: int, commit: int, log: DiskState) -> None:
@@ -318,15 +329,17 @@ class NoAckLost(Checker):
             return
         self.checked[(node, term)] = True
         offset = log.snapshot_index
-        for index, data in self.acked.items():
-            e = log.entry(index) if index > offset else None
-            if index > offset and (e is None or bytes(e.data) != data):
+        for index, (data, ack_term) in self.acked.items():
+            if index <= offset or ack_term >= term:
+                continue
+            e = log.entry(index)
+            if e is None or bytes(e.data) != data:
                 self.fail(
                     node,
                     term,
                     index,
-                    f"acknowledged proposal {data!r} at index {index} is not in the log of "
-                    f"node {node}, leader of term {term}",
+                    f"acknowledged proposal {data!r} at index {index} (acknowledged in term "
+                    f"{ack_term}) is not in the log of node {node}, leader of term {term}",
                 )
                 return
 

@@ -276,8 +276,10 @@ class Simulation:
         self.client.on_apply(node_id, index, data)
 
     def observe_ack(self, node_id: int, index: int, data: bytes) -> None:
+        core = self.nodes[node_id].core
+        term = 0 if core is None else core.term
         for c in self.checkers:
-            c.on_ack(node_id, index, data)
+            c.on_ack(node_id, index, data, term)
 
     def observe_read(self, node_id: int, index: int, acked_before: int) -> None:
         for c in self.checkers:
