@@ -13,7 +13,7 @@ from haperf._native.raftmsg import MSG_APP
 from haperf.sim.disk import DiskState, SimDisk
 from haperf.sim.faults import CRASH, RESTART, FaultEvent
 from haperf.sim.network import MS
-from haperf.sim.runner import FAULT, SimConfig, Simulation
+from haperf.sim.runner import FAULT, SimConfig, Simulation, run
 
 APPENDS_PER_S_MAX = 200  # heartbeat-paced probing is 20 per second at 50 ms heartbeats
 
@@ -61,3 +61,16 @@ def test_follower_with_a_wiped_disk_does_not_cause_an_append_storm() -> None:
     sim.scheduler.at(restart_ns, FAULT, 3, FaultEvent(restart_ns, RESTART, 3))
     sim.run()
     assert len(sent) <= APPENDS_PER_S_MAX, f"{len(sent)} MSG_APP to node 3 in 1 s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SIM_FINDINGS.md #2: a leader that removes itself steps down as soon as it applies "
+    "the change, before the remaining voters learn that it committed; a remaining voter still "
+    "counts the old leader in its configuration, and the old leader (whose log is longer) "
+    "refuses it its vote, so no leader can be elected",
+)
+@pytest.mark.parametrize("seed", [3251, 10632, 23919])
+def test_removing_the_leader_leaves_an_electable_cluster(seed: int) -> None:
+    result = run(SimConfig(seed=seed, nodes=3))
+    assert result.ok, result.violation
