@@ -22,9 +22,14 @@ ROUNDS_MAX = 10_000
 DELAY_ROUNDS_MAX = 6  # a delayed message arrives 1 to this many delivery rounds late
 
 
-def copy_message(m: Message) -> Message:
-    """A duplicate as a network would deliver it: a separate object with separate entries."""
-    entries = [Entry(e.term, e.index, e.data, e.type) for e in m.entries]
+def copy_message(m: Message, *, views: bool = False) -> Message:
+    """A duplicate as a network would deliver it: a separate object with separate entries;
+    `views` makes payloads memoryviews, as a zero-copy decoder hands them over."""
+
+    def wrap(data: Any) -> Any:
+        return memoryview(bytes(data)) if views else data
+
+    entries = [Entry(e.term, e.index, wrap(e.data), e.type) for e in m.entries]
     return Message(
         m.type,
         m.to,
@@ -40,7 +45,7 @@ def copy_message(m: Message) -> Message:
         m.context,
         m.snapshot,
         m.snap_offset,
-        m.snap_data,
+        wrap(m.snap_data),
         m.snap_done,
     )
 
@@ -95,6 +100,7 @@ class Cluster:
         self.drop_filter: Callable[[Message], bool] | None = None
         self.reorder = False
         self.dup_rate = 0.0
+        self.views = False  # deliver copies whose payloads are memoryviews (zero-copy decode)
         self.delay_rate = 0.0
         self.held: list[tuple[int, Message]] = []  # (rounds left, message) held back
         self.delivered: list[Message] = []
@@ -190,7 +196,8 @@ class Cluster:
         if self.reorder:
             self.rng.shuffle(batch)
         n = 0
-        for m in batch:
+        for sent in batch:
+            m = copy_message(sent, views=True) if self.views else sent
             if m.to not in self.nodes or m.to in self.down or m.frm in self.down:
                 continue
             if (m.frm, m.to) in self.cut:

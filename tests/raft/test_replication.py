@@ -16,7 +16,7 @@ from haperf._native.raftmsg import (
     Message,
 )
 from haperf._native.tracker import PROBE, REPLICATE
-from haperf.errors import ConfigError, NotLeaderError
+from haperf.errors import ConfigError, NotLeaderError, ProposalDroppedError
 from tests.raft.network import Cluster
 
 
@@ -264,3 +264,18 @@ def test_report_snapshot_resumes_probing_after_an_external_transfer() -> None:
     c.drop_filter = None
     c.tick(3)
     assert c.sms[3].data == c.sms[1].data
+
+
+def test_uncommitted_proposals_are_bounded() -> None:
+    """Every queue has a named maximum: a leader that cannot commit (no quorum) refuses new
+    commands beyond uncommitted_entries_max instead of growing its log without bound."""
+    c = Cluster([1, 2, 3], uncommitted_entries_max=3)
+    c.elect(1)
+    c.isolate(1)
+    for k in range(3):
+        c.nodes[1].propose(f"k{k}".encode())
+    with pytest.raises(ProposalDroppedError, match="uncommitted_entries_max"):
+        c.nodes[1].propose(b"one-too-many")
+    c.heal()
+    c.tick(2)
+    assert c.propose(b"after=1") > 0

@@ -47,6 +47,7 @@ cdef class Config:
     cdef readonly Py_ssize_t snapshot_chunk_bytes
     cdef readonly Py_ssize_t snapshot_bytes_max
     cdef readonly Py_ssize_t pending_reads_max
+    cdef readonly Py_ssize_t uncommitted_entries_max
 
 
 @cython.final
@@ -136,6 +137,7 @@ cdef class RawNode:
     cdef int _step_leader(self, Message m) except -1
     cdef int _step_candidate(self, Message m) except -1
     cdef int _step_follower(self, Message m) except -1
+    cdef object _propose(self, list datas)
     cdef int _append_entries(self, list ents) except -1
     cdef bint _maybe_commit(self) except -1
     cdef uint64_t _quorum_match(self) except? 0

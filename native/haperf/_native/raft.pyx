@@ -132,6 +132,7 @@ cdef class Config:
         Py_ssize_t snapshot_chunk_bytes=1 << 20,
         Py_ssize_t snapshot_bytes_max=1 << 30,
         Py_ssize_t pending_reads_max=4096,
+        Py_ssize_t uncommitted_entries_max=1 << 20,
     ):
         if id == 0:
             raise ConfigError("Config.id must be a node id >= 1 (0 means 'none' in Raft messages)")
@@ -153,7 +154,8 @@ cdef class Config:
                             ("committed_bytes_max", committed_bytes_max),
                             ("snapshot_chunk_bytes", snapshot_chunk_bytes),
                             ("snapshot_bytes_max", snapshot_bytes_max),
-                            ("pending_reads_max", pending_reads_max)):
+                            ("pending_reads_max", pending_reads_max),
+                            ("uncommitted_entries_max", uncommitted_entries_max)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
         if lease_read and not check_quorum:
@@ -175,6 +177,7 @@ cdef class Config:
         self.snapshot_chunk_bytes = snapshot_chunk_bytes
         self.snapshot_bytes_max = snapshot_bytes_max
         self.pending_reads_max = pending_reads_max
+        self.uncommitted_entries_max = uncommitted_entries_max
 
 
 @cython.final
@@ -646,10 +649,13 @@ cdef class RawNode:
         On a follower the proposal is forwarded to the known leader (Config.forward_proposals),
         otherwise NotLeaderError(leader_id) is raised (leader 0 = unknown).
         """
-        return self.propose_batch([data])
+        return self._propose([data])
 
     def propose_batch(self, list datas):
         """Propose several commands as one batch (one append, one broadcast); first index."""
+        return self._propose(datas)
+
+    cdef object _propose(self, list datas):
         cdef list ents
         cdef Message m
         cdef Py_ssize_t n = len(datas)
@@ -666,6 +672,14 @@ cdef class RawNode:
                 raise ProposalDroppedError(
                     f"leadership transfer to node {self.lead_transferee} in progress; "
                     "retry on the new leader")
+            if (self.log.last_index() - self.log.committed + <uint64_t>n
+                    > <uint64_t>self.config.uncommitted_entries_max):
+                # Flow control for clients: a leader that cannot commit (no quorum) must not
+                # grow its log without bound.
+                raise ProposalDroppedError(
+                    f"{self.log.last_index() - self.log.committed} entries are not committed yet "
+                    f"(uncommitted_entries_max={self.config.uncommitted_entries_max}); retry "
+                    "once the cluster catches up")
             first = self.log.last_index() + 1
             self._append_entries(ents)
             self._bcast_append()
@@ -825,6 +839,9 @@ cdef class RawNode:
         if t == MSG_PROP:
             if self.lead_transferee or not m.entries:
                 return 0  # forwarded proposals are dropped during a transfer
+            if (self.log.last_index() - self.log.committed + <uint64_t>len(m.entries)
+                    > <uint64_t>self.config.uncommitted_entries_max):
+                return 0  # and beyond the uncommitted bound (the client times out and retries)
             for e in m.entries:
                 if e.type == ENTRY_CONF_CHANGE:
                     # Membership changes must go through propose_conf_change on the leader.
@@ -1215,7 +1232,6 @@ cdef class RawNode:
         return a if a < b else b
 
     cdef int _handle_read(self, uint64_t frm, bytes ctx) except -1:
-        cdef Message m
         if self.log.term(self.log.committed) != self.term:
             # Thesis 6.4 step 1: the leader's commit index is only current once an entry of its
             # own term has committed; wait for that.

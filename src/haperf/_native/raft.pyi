@@ -37,6 +37,7 @@ class Config:
     snapshot_chunk_bytes: int
     snapshot_bytes_max: int
     pending_reads_max: int
+    uncommitted_entries_max: int
     def __init__(
         self,
         id: int,
@@ -56,6 +57,7 @@ class Config:
         snapshot_chunk_bytes: int = 1 << 20,
         snapshot_bytes_max: int = 1 << 30,
         pending_reads_max: int = 4096,
+        uncommitted_entries_max: int = 1 << 20,
     ) -> None: ...
 
 class HardState:

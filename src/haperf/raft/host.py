@@ -148,6 +148,7 @@ class Host:
         data = self.state_machine.snapshot()
         meta = self.node.compact(self.applied, data)
         self.storage.install_snapshot(meta, data)
+        self.storage.sync()
 
     # ------------------------------------------------------------------ the Ready loop
 

@@ -4,8 +4,10 @@ Owns what "persisted" means for the host (haperf.raft.host): a snapshot, the log
 it, and the hard state (term, vote, commit). Invariants of every Storage: entries are contiguous
 and start right after the snapshot index; append() first drops any stored entry at or after the
 first new index (a new leader may overwrite an uncommitted tail, Raft 5.3); after sync() returns,
-everything written before it survives a crash. MemoryStorage keeps it all in lists (tests,
-benchmarks, and the simulator's base), and counts syncs so tests can check the ordering rules.
+everything written before it survives a crash; install_snapshot never lets the entries it
+replaces disappear before the snapshot itself is durable (write the snapshot first).
+MemoryStorage keeps it all in lists (tests, benchmarks, and the simulator's base), and counts
+syncs so tests can check the ordering rules.
 """
 
 from typing import Protocol
