@@ -79,5 +79,5 @@ cdef class FrameReader:
 
     cdef int _start_frame(self, const unsigned char* p, Py_ssize_t have, Py_ssize_t length) except -1
     cdef int _append(self, const unsigned char* p, Py_ssize_t take) except -1
-    cdef list _guarded(self, object data, bint borrow)
-    cdef list _feed(self, object data, bint borrow)
+    cdef list _guarded(self, object data)
+    cdef list _feed(self, object data)

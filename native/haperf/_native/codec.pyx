@@ -499,38 +499,13 @@ def encode_many(msgs):
 # ------------------------------------------------------------------------------------------
 # Decoding
 
-@cython.final
-cdef class _Source:
-    """The buffer decoded payloads come from, and how: copied or viewed.
-
-    `payload(p, offset, n)` returns the n bytes at p (which is at `offset` in `owner`): a bytes
-    copy when n <= copy_max, else a read-only memoryview slice of owner, made on first use.
-    """
-    cdef object owner
-    cdef object base
-    cdef Py_ssize_t copy_max
-
-    cdef inline object payload(self, const unsigned char* p, Py_ssize_t offset, Py_ssize_t n):
-        if n <= self.copy_max:
-            return PyBytes_FromStringAndSize(<const char*>p, n)
-        return self.view(offset, n)
-
-    cdef object view(self, Py_ssize_t offset, Py_ssize_t n):
-        cdef object base = self.base
-        if base is None:
-            base = PyMemoryView_FromObject(self.owner)
-            if not PyBytes_CheckExact(self.owner):
-                # Any other exporter: bytes as the unit, and no writing through the payloads.
-                base = base.cast("B").toreadonly()
-            self.base = base
-        return base[offset:offset + n]
-
-
-cdef inline _Source _source(object owner, Py_ssize_t copy_max):
-    cdef _Source src = _Source.__new__(_Source)
-    src.owner = owner
-    src.copy_max = copy_max
-    return src
+cdef object _base_view(object owner):
+    """A read-only, byte-unit memoryview of `owner`: what payload views are sliced from."""
+    cdef object base = PyMemoryView_FromObject(owner)
+    if not PyBytes_CheckExact(owner):
+        # Any other exporter: bytes as the unit, and no writing through the payloads.
+        base = base.cast("B").toreadonly()
+    return base
 
 
 cdef Py_ssize_t _copy_max_arg(Py_ssize_t copy_bytes_max) except -1:
@@ -604,8 +579,14 @@ cdef tuple _read_ids(const unsigned char* p, Py_ssize_t n):
     return out
 
 
-cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, _Source src, Py_ssize_t base):
-    """Decode a frame whose header, CRC and type were checked; `base` = p's offset in src."""
+cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, object owner, Py_ssize_t base,
+                          Py_ssize_t copy_max):
+    """Decode a frame whose header, CRC and type were checked.
+
+    `p` is at offset `base` in `owner`, the object payload views slice. Payloads of at most
+    `copy_max` bytes are copied into bytes; longer ones are views (the base view of `owner` is
+    made on first need, so frames with no large payload never make one).
+    """
     cdef uint16_t fields = ld16(p + HEADER_BYTES)
     cdef Py_ssize_t pos = FRAME_BYTES_MIN
     cdef Py_ssize_t count, i, need, length, payload
@@ -616,6 +597,7 @@ cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, _Source src, Py_
     cdef list entries
     cdef SnapshotMeta snap
     cdef ConfState conf
+    cdef object view = None
     if fields & _F_RESERVED:
         raise FrameMalformedError(
             f"reserved bit 15 of the field bitmap at offset {HEADER_BYTES} is set "
@@ -701,7 +683,12 @@ cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, _Source src, Py_
             e.term = ld64(rec)
             e.index = ld64(rec + 8)
             e.type = rec[16]
-            e.data = src.payload(p + payload, base + payload, length)
+            if length <= copy_max:
+                e.data = PyBytes_FromStringAndSize(<const char*>p + payload, length)
+            else:
+                if view is None:
+                    view = _base_view(owner)
+                e.data = view[base + payload:base + payload + length]
             payload += length
             Py_INCREF(e)
             PyList_SET_ITEM(entries, i, e)
@@ -751,7 +738,12 @@ cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, _Source src, Py_
         pos += 4
         if length > n - pos:
             _truncated("snap_data", pos, length, n - pos)
-        msg.snap_data = src.payload(p + pos, base + pos, length)
+        if length <= copy_max:
+            msg.snap_data = PyBytes_FromStringAndSize(<const char*>p + pos, length)
+        else:
+            if view is None:
+                view = _base_view(owner)
+            msg.snap_data = view[base + pos:base + pos + length]
         pos += length
     else:
         msg.snap_data = b""
@@ -764,7 +756,8 @@ cdef Message _decode_body(const unsigned char* p, Py_ssize_t n, _Source src, Py_
     return msg
 
 
-cdef Message _decode_whole(const unsigned char* p, Py_ssize_t n, _Source src, Py_ssize_t base):
+cdef Message _decode_whole(const unsigned char* p, Py_ssize_t n, object owner,
+                           Py_ssize_t copy_max):
     cdef Py_ssize_t length
     if n < HEADER_BYTES:
         _truncated("the frame header", 0, HEADER_BYTES, n)
@@ -777,18 +770,18 @@ cdef Message _decode_whole(const unsigned char* p, Py_ssize_t n, _Source src, Py
             f"one frame; use FrameReader for a stream"
         )
     _check_crc_and_type(p, n)
-    return _decode_body(p, n, src, base)
+    return _decode_body(p, n, owner, 0, copy_max)
 
 
 cdef Message decode_message(object frame, Py_ssize_t copy_bytes_max=COPY_BYTES_MAX):
     cdef Py_buffer view
     if PyBytes_CheckExact(frame):
         return _decode_whole(<const unsigned char*>PyBytes_AS_STRING(frame),
-                             PyBytes_GET_SIZE(frame), _source(frame, copy_bytes_max), 0)
+                             PyBytes_GET_SIZE(frame), frame, copy_bytes_max)
     _get_buffer(frame, &view, "frame")
     try:
         return _decode_whole(<const unsigned char*>view.buf, view.len,
-                             _source(frame, copy_bytes_max), 0)
+                             frame, copy_bytes_max)
     finally:
         PyBuffer_Release(&view)
 
@@ -851,7 +844,7 @@ cdef class FrameReader:
         """
         if not PyBytes_CheckExact(data):
             data = bytes(data)
-        return self._guarded(data, False)
+        return self._guarded(data)
 
     def feed_borrowed(self, data):
         """feed() without the copy for mutable buffers (e.g. a BufferedProtocol's buffer).
@@ -861,16 +854,16 @@ cdef class FrameReader:
         payloads with bytes()). A bytearray cannot be resized meanwhile (BufferError). Bytes of
         an unfinished frame are copied, as with feed().
         """
-        return self._guarded(data, True)
+        return self._guarded(data)
 
-    cdef list _guarded(self, object data, bint borrow):
+    cdef list _guarded(self, object data):
         if self._failure is not None:
             raise FrameMalformedError(
                 f"this FrameReader already failed ({self._failure}); the stream has lost its "
                 f"framing: close the connection and start a new reader"
             )
         try:
-            return self._feed(data, borrow)
+            return self._feed(data)
         except CodecError as err:
             self._failure = err
             self._frame = None
@@ -903,13 +896,12 @@ cdef class FrameReader:
         self._filled += take
         return 0
 
-    cdef list _feed(self, object data, bint borrow):
+    cdef list _feed(self, object data):
         cdef Py_buffer view
         cdef bint held = False
         cdef const unsigned char* p
         cdef Py_ssize_t n, pos = 0, take, length
         cdef list out = []
-        cdef _Source src = None
         cdef object frame
         if PyBytes_CheckExact(data):
             p = <const unsigned char*>PyBytes_AS_STRING(data)
@@ -936,7 +928,7 @@ cdef class FrameReader:
                         self._filled = 0
                         _check_crc_and_type(<const unsigned char*>PyBytes_AS_STRING(frame), length)
                         out.append(_decode_body(<const unsigned char*>PyBytes_AS_STRING(frame),
-                                                length, _source(frame, self.copy_bytes_max), 0))
+                                                length, frame, 0, self.copy_bytes_max))
                     continue
                 if self._head_len > 0 or n - pos < HEADER_BYTES:
                     take = min(HEADER_BYTES - self._head_len, n - pos)
@@ -950,10 +942,8 @@ cdef class FrameReader:
                     continue
                 length = _check_header(p + pos, self.frame_bytes_max)
                 if length <= n - pos:
-                    if src is None:
-                        src = _source(data, self.copy_bytes_max)
                     _check_crc_and_type(p + pos, length)
-                    out.append(_decode_body(p + pos, length, src, pos))
+                    out.append(_decode_body(p + pos, length, data, pos, self.copy_bytes_max))
                     pos += length
                 else:
                     self._start_frame(p + pos, n - pos, length)
