@@ -70,7 +70,7 @@ def test_follower_with_a_wiped_disk_does_not_cause_an_append_storm() -> None:
     "counts the old leader in its configuration, and the old leader (whose log is longer) "
     "refuses it its vote, so no leader can be elected",
 )
-@pytest.mark.parametrize("seed", [3251, 10632, 23919])
+@pytest.mark.parametrize("seed", [3251, 10632, 23919, 25918])
 def test_removing_the_leader_leaves_an_electable_cluster(seed: int) -> None:
     result = run(SimConfig(seed=seed, nodes=3))
     assert result.ok, result.violation
