@@ -2,6 +2,7 @@
 
 A finding that is not fixed yet is an xfail(strict=True) test: it documents the bug, fails
 loudly (XPASS) once the core is fixed, and is then turned into a plain regression test.
+Findings #1 (append storm) and #2 (removing the leader) are fixed: both are regression tests.
 """
 
 from typing import Any
@@ -28,13 +29,10 @@ class WipedDisk(SimDisk):
         return lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SIM_FINDINGS.md #1: the leader answers each stale MSG_APP_RESP reject from a "
-    "follower whose log went behind its match index with another MSG_APP at once, so the "
-    "exchange never stops and grows with every heartbeat",
-)
 def test_follower_with_a_wiped_disk_does_not_cause_an_append_storm() -> None:
+    """SIM_FINDINGS.md #1, fixed: a reject at or below the follower's match index is stale in
+    every progress state, so probing a follower that lost acknowledged state stays
+    heartbeat-paced instead of answering each reject with another MSG_APP at once."""
     crash_ns, restart_ns, window_ns = 1_000 * MS, 1_050 * MS, 1_000 * MS
     sent: list[int] = []
     clock_box: list[Simulation] = []
@@ -63,14 +61,10 @@ def test_follower_with_a_wiped_disk_does_not_cause_an_append_storm() -> None:
     assert len(sent) <= APPENDS_PER_S_MAX, f"{len(sent)} MSG_APP to node 3 in 1 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SIM_FINDINGS.md #2: a leader that removes itself steps down as soon as it applies "
-    "the change, before the remaining voters learn that it committed; a remaining voter still "
-    "counts the old leader in its configuration, and the old leader (whose log is longer) "
-    "refuses it its vote, so no leader can be elected",
-)
 @pytest.mark.parametrize("seed", [3251, 10632, 23919, 25918])
 def test_removing_the_leader_leaves_an_electable_cluster(seed: int) -> None:
+    """SIM_FINDINGS.md #2, fixed: a leader that removes itself keeps leading (refusing new
+    proposals, not counting itself) until a majority of the new configuration holds its whole
+    log, then hands over with MSG_TIMEOUT_NOW and steps down, so a survivor can be elected."""
     result = run(SimConfig(seed=seed, nodes=3))
     assert result.ok, result.violation
