@@ -150,3 +150,25 @@ class BulkheadFullError(RejectedError):
 
 class ConcurrencyLimitError(RejectedError):
     """An adaptive concurrency limiter was at its current limit."""
+
+
+class NotLeaderError(HaperfError):
+    """A Raft request reached a node that is not the leader; `leader_id` is the known leader."""
+
+    def __init__(self, leader_id: int, node_id: int = 0) -> None:
+        self.leader_id = leader_id
+        self.node_id = node_id
+        who = f"node {node_id}" if node_id else "this node"
+        if leader_id:
+            hint = f"the leader is node {leader_id}: send the request there"
+        else:
+            hint = "the leader is unknown (election in progress): retry after a few ticks"
+        super().__init__(f"{who} is not the Raft leader; {hint}")
+
+
+class ProposalDroppedError(HaperfError):
+    """A Raft proposal or read was dropped (leadership changed or a transfer is under way)."""
+
+
+class ConfChangeError(HaperfError, ValueError):
+    """A Raft membership change is invalid for the current configuration, or badly encoded."""

@@ -102,6 +102,11 @@ cdef class RawNode:
     cdef readonly uint64_t tick_count
     cdef bint restart_guard
     cdef uint64_t pending_conf_index
+    # Index of the entry (proposed by this leader) that removes it from the voters; 0 = none.
+    # From then on the leader refuses new proposals (thesis 4.2.2, see _maybe_leave).
+    cdef readonly uint64_t removal_index
+    # This node is a voter of its configuration (incoming or outgoing); set by _set_membership.
+    cdef bint is_voter
     # Read-only queries (thesis 6.4): heartbeat rounds, their send ticks, waiting requests.
     cdef uint64_t read_round
     cdef uint64_t round_tick[ROUND_SLOTS]
@@ -128,6 +133,8 @@ cdef class RawNode:
     cdef int _become_pre_candidate(self) except -1
     cdef int _become_candidate(self) except -1
     cdef int _become_leader(self) except -1
+    cdef int _maybe_leave(self) except -1
+    cdef int _refuse_if_leaving(self) except -1
     cdef int _hup(self, bint transfer) except -1
     cdef int _campaign(self, bint pre, bint transfer) except -1
     cdef int _poll(self, uint64_t id, bint granted) except -1

@@ -378,7 +378,7 @@ cdef class RawNode:
 
     cdef bint _promotable(self) except -1:
         # Learners and removed nodes never campaign (thesis 4.2.1).
-        return self.id in self.membership.voters or self.id in self.membership.voters_outgoing
+        return self.is_voter
 
     # ---------------------------------------------------------------- membership
 
@@ -406,6 +406,7 @@ cdef class RawNode:
         self.voter_prs = [prs[node] for node in ms.voters]
         self.outgoing_prs = [prs[node] for node in ms.voters_outgoing]
         self.membership = ms
+        self.is_voter = self.id in ms.voters or self.id in ms.voters_outgoing
         return 0
 
     def apply_conf_change(self, object change):
@@ -418,18 +419,53 @@ cdef class RawNode:
         cdef Membership ms = self.membership.apply(cc)
         self._set_membership(ms)
         if self.role == ROLE_LEADER:
-            if self.id not in ms.voters and self.id not in ms.voters_outgoing:
-                # The leader was removed (thesis 4.2.2): it stops leading once C_new committed.
-                self._become_follower(self.term, 0)
+            if self.lead_transferee and self.lead_transferee not in ms.voters:
+                self.lead_transferee = 0
+            if self._maybe_commit():
+                self._bcast_append()
             else:
-                if self.lead_transferee and self.lead_transferee not in ms.voters:
-                    self.lead_transferee = 0
-                if self._maybe_commit():
-                    self._bcast_append()
-                else:
-                    for pr in self.peer_list:
-                        self._send_append(<Progress>pr, False)
+                for pr in self.peer_list:
+                    self._send_append(<Progress>pr, False)
+            # A removed leader keeps leading until the remaining voters hold its log (thesis
+            # 4.2.2; see _maybe_leave), so they can elect without it.
+            self._maybe_leave()
         return self.conf_state()
+
+    cdef int _maybe_leave(self) except -1:
+        """Step down as a leader removed from the configuration, once it is safe and live.
+
+        Thesis 4.2.2: a removed leader manages a cluster that does not include itself: it
+        replicates but does not count itself in majorities (it is not in voter_prs) and appends
+        no proposals of its own. Stepping down as soon as the change applies is not live here,
+        because followers apply a configuration only once they learn it committed: a survivor
+        that has not learned it still counts this node, which refuses it its vote if this node's
+        log is longer (Raft 5.4.1; SIM_FINDINGS #2). So the leader keeps leading until a
+        majority of the new configuration (each side when joint) has matched its whole log and
+        that log is committed; every such voter is then at least as up to date as this node and
+        as every other survivor, so it can win whichever configuration it counts. The leader
+        then hands over at once with MSG_TIMEOUT_NOW (thesis 3.10) and steps down.
+        """
+        cdef Progress pr, best = None
+        cdef uint64_t last
+        if self.role != ROLE_LEADER or self._promotable():
+            return 0
+        last = self.log.last_index()
+        if self.log.committed < last or (self.voter_prs and self._quorum_match() < last):
+            return 0
+        for pr in self.voter_prs:
+            if pr.match >= last and (best is None or (pr.recent_active and not best.recent_active)):
+                best = pr
+        if best is not None:
+            self._send(self._msg(MSG_TIMEOUT_NOW, best.id, self.term))
+        self._become_follower(self.term, 0)
+        return 0
+
+    cdef int _refuse_if_leaving(self) except -1:
+        if self.removal_index or not self._promotable():
+            raise ProposalDroppedError(
+                f"leader {self.id} is leaving the configuration (its removal is at index "
+                f"{self.removal_index or self.pending_conf_index}); retry on the next leader")
+        return 0
 
     def conf_state(self):
         cdef Membership ms = self.membership
@@ -446,11 +482,12 @@ cdef class RawNode:
         if self.lead_transferee:
             raise ProposalDroppedError(f"leadership transfer to node {self.lead_transferee} in "
                                        "progress; propose again after it finishes")
+        self._refuse_if_leaving()
         if self.pending_conf_index > self.log.applied:
             raise ProposalDroppedError(
                 f"membership change at index {self.pending_conf_index} is not applied yet "
                 f"(applied={self.log.applied}); propose the next one after it applies")
-        self.membership.apply(cc)  # validation only; raises ConfChangeError
+        ms = self.membership.apply(cc)  # validation; raises ConfChangeError
         for op, node in cc.changes:
             if op == CC_ADD_VOTER and node in self.membership.learners:
                 pr = self.prs[node]
@@ -462,6 +499,10 @@ cdef class RawNode:
                         f"{self.log.committed}); promote it once it has replicated the log")
         self._append_entries([_entry(0, 0, cc.encode(), ENTRY_CONF_CHANGE)])
         self.pending_conf_index = self.log.last_index()
+        if self.id not in (<Membership>ms).voters and self.id not in (<Membership>ms).voters_outgoing:
+            # Thesis 4.2.2: our own removal; no new proposals from here, so the log the
+            # remaining voters must match before we step down stops growing.
+            self.removal_index = self.pending_conf_index
         self._bcast_append()
         return self.pending_conf_index
 
@@ -479,6 +520,7 @@ cdef class RawNode:
         self.heartbeat_elapsed = 0
         self._reset_timeout()
         self.lead_transferee = 0
+        self.removal_index = 0
         self.votes = {}
         for pr in self.prs.values():
             pr.reset(last)
@@ -635,7 +677,7 @@ cdef class RawNode:
         if self.heartbeat_elapsed >= self.heartbeat_tick:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()
-        return 0
+        return self._maybe_leave()
 
     # ---------------------------------------------------------------- public inputs
 
@@ -668,6 +710,7 @@ cdef class RawNode:
                                   "leader's no-op)")
         ents = [_entry(0, 0, data, ENTRY_NORMAL) for data in datas]
         if self.role == ROLE_LEADER:
+            self._refuse_if_leaving()
             if self.lead_transferee:
                 raise ProposalDroppedError(
                     f"leadership transfer to node {self.lead_transferee} in progress; "
@@ -837,8 +880,8 @@ cdef class RawNode:
         cdef Progress pr
         cdef Entry e
         if t == MSG_PROP:
-            if self.lead_transferee or not m.entries:
-                return 0  # forwarded proposals are dropped during a transfer
+            if self.lead_transferee or not m.entries or self.removal_index or not self._promotable():
+                return 0  # forwarded proposals are dropped during a transfer or while leaving
             if (self.log.last_index() - self.log.committed + <uint64_t>len(m.entries)
                     > <uint64_t>self.config.uncommitted_entries_max):
                 return 0  # and beyond the uncommitted bound (the client times out and retries)
@@ -1116,7 +1159,7 @@ cdef class RawNode:
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
             # Thesis 3.10: the target is up to date; tell it to start an election now.
             self._send(self._msg(MSG_TIMEOUT_NOW, m.frm, self.term))
-        return 0
+        return self._maybe_leave()
 
     # ---------------------------------------------------------------- follower handlers
 
@@ -1354,6 +1397,8 @@ cdef class RawNode:
             # Thesis 4.3: once C_old,new is applied, the leader proposes C_new by itself.
             self._append_entries([_entry(0, 0, ConfChange().encode(), ENTRY_CONF_CHANGE)])
             self.pending_conf_index = self.log.last_index()
+            if self.id not in self.membership.voters:
+                self.removal_index = self.pending_conf_index  # C_new leaves us out (4.2.2)
             self._bcast_append()
 
     def status(self):
@@ -1364,7 +1409,8 @@ cdef class RawNode:
             for pr in self.prs.values():
                 progress[pr.id] = {"match": pr.match, "next": pr.next, "state": pr.state_name,
                                    "learner": pr.is_learner, "inflight": pr.inflights.count,
-                                   "recent_active": pr.recent_active}
+                                   "recent_active": pr.recent_active,
+                                   "match_rejects": pr.match_rejects}
         return {
             "id": self.id,
             "role": ROLE_NAMES[self.role],
@@ -1379,6 +1425,7 @@ cdef class RawNode:
             "learners": self.membership.learners,
             "voters_outgoing": self.membership.voters_outgoing,
             "lead_transferee": self.lead_transferee,
+            "removal_index": self.removal_index,
             "progress": progress,
         }
 

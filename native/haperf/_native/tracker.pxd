@@ -7,7 +7,8 @@ state and the Inflights window. States (etcd-raft's design):
                AppendEntries carrying entries (the Inflights ring)
     SNAPSHOT   the follower needs the snapshot; appends pause until it is installed
 
-Invariants: match < next; inflight indexes are increasing; the ring never holds more than its size.
+Invariants: match < next; a rejection at or below match never moves next (it is stale, or the
+follower lost acknowledged state: counted in match_rejects, probing stays heartbeat-paced); inflight indexes are increasing; the ring never holds more than its size.
 """
 
 cimport cython
@@ -49,6 +50,9 @@ cdef class Progress:
     cdef public uint64_t pending_snapshot
     cdef public uint64_t snap_offset
     cdef public uint64_t acked_round
+    # Rejections of an append at or below match: the follower lost entries it had acknowledged
+    # (a wiped or lying disk), or a reject delayed past a later ack. Never reset.
+    cdef public uint64_t match_rejects
     cdef public Inflights inflights
 
     cdef void reset(self, uint64_t last_index) noexcept

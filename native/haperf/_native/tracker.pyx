@@ -136,9 +136,13 @@ cdef class Progress:
         Raft 5.3 with the fast backtracking of thesis 3.5 (the follower's conflict hint): jump
         next straight to just past the hint instead of stepping back one entry per round trip.
         """
+        if rejected <= self.match:
+            # Stale in every state: next never goes back to or below match. When the follower
+            # really lost acknowledged entries, resending at once would loop reject -> append
+            # without pause (SIM_FINDINGS #1); the next heartbeat response probes again instead.
+            self.match_rejects += 1
+            return False
         if self.state == REPLICATE:
-            if rejected <= self.match:
-                return False
             self.next = self.match + 1
             return True
         if self.next == 0 or self.next - 1 != rejected:

@@ -30,6 +30,7 @@ class Progress:
     pending_snapshot: int
     snap_offset: int
     acked_round: int
+    match_rejects: int
     inflights: Inflights
     def __init__(self, id: int, inflight_msgs_max: int, is_learner: bool = False) -> None: ...
     @property

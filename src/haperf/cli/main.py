@@ -13,6 +13,8 @@ from pathlib import Path
 from haperf._version import __version__
 from haperf.cli import bench, detect
 from haperf.cli import wal as wal_cmd
+from haperf.cli import bench
+from haperf.cli import sim as sim_cli
 from haperf.errors import ConfigError, HaperfError
 
 EXIT_OK = 0
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(commands)
     detect.add_parser(commands)
     wal_cmd.add_parser(commands)
+    sim_cli.add_parser(commands)
     return parser
 
 

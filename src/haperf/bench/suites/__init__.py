@@ -10,6 +10,7 @@ SUITES = (
     "haperf.bench.suites.floor",
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.phi",
+    "haperf.bench.suites.sim",
     "haperf.bench.suites.raft",
     "haperf.bench.suites.wal",
     "haperf.bench.suites.codec",

@@ -1,0 +1,1 @@
+"""Tests of haperf.sim: the deterministic simulator, its parts, its checkers and its CLI."""
