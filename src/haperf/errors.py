@@ -20,6 +20,8 @@ class DetectorInputError(HaperfError, ValueError):
 
 class UnknownNodeError(HaperfError, KeyError):
     """A node id is not (or no longer) watched by this detector bank."""
+
+
 class NotLeaderError(HaperfError):
     """A Raft request reached a node that is not the leader; `leader_id` is the known leader."""
 
@@ -40,6 +42,8 @@ class ProposalDroppedError(HaperfError):
 
 class ConfChangeError(HaperfError, ValueError):
     """A Raft membership change is invalid for the current configuration, or badly encoded."""
+
+
 class WALError(HaperfError):
     """A write-ahead log operation failed (base of every haperf.wal error)."""
 
@@ -70,6 +74,8 @@ class WALIndexError(WALError, IndexError):
 
 class RecordTooLargeError(WALError, ValueError):
     """A record is longer than the WAL's record_bytes_max."""
+
+
 class CodecError(HaperfError, ValueError):
     """Bytes are not a valid haperf wire frame, or a message does not fit the codec's bounds.
 
@@ -100,6 +106,8 @@ class FrameTooLargeError(CodecError):
 
 class FrameMalformedError(CodecError):
     """A frame is structurally wrong: bad magic, reserved bits, inconsistent lengths."""
+
+
 class CallNotPermittedError(HaperfError):
     """A circuit breaker rejected a call (it is OPEN, FORCED_OPEN, or HALF_OPEN with every probe
     permit taken). Raised fresh for every rejection and built cheaply: the message is formatted
@@ -128,6 +136,8 @@ class CallNotPermittedError(HaperfError):
             f"circuit breaker {name!r} is {state}{wait} and does not permit calls; "
             "retry later or give the call a fallback"
         )
+
+
 class RejectedError(HaperfError):
     """A resilience policy refused a call without running it (limit, full bulkhead, ...).
 
@@ -150,25 +160,3 @@ class BulkheadFullError(RejectedError):
 
 class ConcurrencyLimitError(RejectedError):
     """An adaptive concurrency limiter was at its current limit."""
-
-
-class NotLeaderError(HaperfError):
-    """A Raft request reached a node that is not the leader; `leader_id` is the known leader."""
-
-    def __init__(self, leader_id: int, node_id: int = 0) -> None:
-        self.leader_id = leader_id
-        self.node_id = node_id
-        who = f"node {node_id}" if node_id else "this node"
-        if leader_id:
-            hint = f"the leader is node {leader_id}: send the request there"
-        else:
-            hint = "the leader is unknown (election in progress): retry after a few ticks"
-        super().__init__(f"{who} is not the Raft leader; {hint}")
-
-
-class ProposalDroppedError(HaperfError):
-    """A Raft proposal or read was dropped (leadership changed or a transfer is under way)."""
-
-
-class ConfChangeError(HaperfError, ValueError):
-    """A Raft membership change is invalid for the current configuration, or badly encoded."""

@@ -202,11 +202,7 @@ def test_fuzz_ci() -> None:
 
 
 @pytest.mark.slow
-def test_fuzz_millions(request: pytest.FixtureRequest) -> None:
-    # pyproject says slow cases run with `-m slow`; nothing deselects them otherwise, so this
-    # one opts out of plain runs itself (about 20 s of a shared 2-core machine).
-    if "slow" not in str(request.config.getoption("markexpr")):
-        pytest.skip("two million fuzz cases: run with -m slow")
+def test_fuzz_millions() -> None:
     cases = int(os.environ.get("HAPERF_FUZZ_CASES", SLOW_CASES))
     result = run_fuzz(cases, _seed())
     assert result["decoded"] > 0

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench, detect
-from haperf.cli import wal as wal_cmd
-from haperf.cli import bench
 from haperf.cli import sim as sim_cli
+from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
 
 EXIT_OK = 0
