@@ -2,10 +2,9 @@
 learners (thesis 4.2.1), promotes them, removes voters one at a time (thesis 4.1; itself too,
 thesis 4.2.2) and replaces voters through joint consensus (thesis 4.3), while nodes compact
 their logs (so new members and laggards also get the membership from snapshots, thesis 5).
-After every tick the safety
-properties of tests/raft/test_random.py hold (one leader per term, log matching, state machine
-safety); once healed, every member of the final configuration converges. Each run prints its
-seed.
+After every tick the safety properties of tests/raft/test_random.py hold (one leader per term,
+log matching, state machine safety); once healed, every member of the final configuration
+converges. Each run prints its seed.
 """
 
 import contextlib
