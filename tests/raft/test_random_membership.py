@@ -1,10 +1,10 @@
 """Randomized membership churn: while messages drop and partitions come and go, the leader adds
-learners (thesis 4.2.1), promotes them, removes voters one at a time (thesis 4.1) and replaces
-voters through joint consensus (thesis 4.3), while nodes compact their logs (so new members
-and laggards also get the membership from snapshots, thesis 5). After every tick the safety
-properties of tests/raft/test_random.py hold (one leader per term, log matching, state machine
-safety); once healed, every member of the final configuration converges. Each run prints its
-seed.
+learners (thesis 4.2.1), promotes them, removes voters one at a time (thesis 4.1; itself too,
+thesis 4.2.2) and replaces voters through joint consensus (thesis 4.3), while nodes compact
+their logs (so new members and laggards also get the membership from snapshots, thesis 5).
+After every tick the safety properties of tests/raft/test_random.py hold (one leader per term,
+log matching, state machine safety); once healed, every member of the final configuration
+converges. Each run prints its seed.
 """
 
 import contextlib
@@ -37,7 +37,8 @@ def _try_change(c: Cluster, rng: random.Random, next_id: list[int]) -> None:
     elif choice < 0.6 and ms.learners:
         cc = ConfChange([(CC_ADD_VOTER, rng.choice(ms.learners))])
     elif choice < 0.8 and len(ms.voters) > 3:
-        cc = ConfChange([(CC_REMOVE_NODE, rng.choice([v for v in ms.voters if v != lead]))])
+        # Any voter, the leader included (thesis 4.2.2: it hands over once C_new holds its log).
+        cc = ConfChange([(CC_REMOVE_NODE, rng.choice(ms.voters))])
     elif ms.learners and len(ms.voters) > 3:
         gone = rng.choice([v for v in ms.voters if v != lead])
         cc = ConfChange([(CC_ADD_VOTER, ms.learners[0]), (CC_REMOVE_NODE, gone)], joint=True)

@@ -14,10 +14,10 @@ reproduced directly on the in-process Cluster rather than through the simulator.
 
 import pytest
 
-from haperf._native.confchange import CC_REMOVE_NODE, ConfChange
+from haperf._native.confchange import CC_ADD_VOTER, CC_REMOVE_NODE, ConfChange
 from haperf._native.raft import LEADER
 from haperf._native.raftmsg import MSG_APP, MSG_APP_RESP, MSG_TIMEOUT_NOW, Message
-from haperf.errors import ProposalDroppedError
+from haperf.errors import NotLeaderError, ProposalDroppedError
 from tests.raft.network import Cluster
 
 TICKS = 30
@@ -151,8 +151,12 @@ def test_removing_the_leader_after_removing_a_voter_elects_a_survivor() -> None:
 
     def drop(m: Message) -> bool:
         # Node 1 never tells node 2 that the removal committed, nor hands over.
-        return (m.frm == 1 and m.to == 2 and bool(removal_box)
-                and (m.commit >= removal_box[0] or m.type == MSG_TIMEOUT_NOW))
+        return (
+            m.frm == 1
+            and m.to == 2
+            and bool(removal_box)
+            and (m.commit >= removal_box[0] or m.type == MSG_TIMEOUT_NOW)
+        )
 
     c.drop_filter = drop
     removal_box.append(c.nodes[1].last_index + 1)
@@ -200,3 +204,30 @@ def test_removed_leader_keeps_leading_until_a_new_majority_holds_its_log() -> No
     c.propose(b"b=2")
     assert c.sms[2].data["b"] == "2" and c.sms[3].data["b"] == "2"
     assert "b" not in c.sms[1].data
+
+
+def test_joint_change_that_leaves_the_leader_out_hands_over_after_auto_leave() -> None:
+    """Thesis 4.3 + 4.2.2: while joint the leader is an outgoing voter and keeps leading; the
+    automatic leave entry it appends removes it, so from then on it refuses proposals, and once
+    a majority of C_new holds its log it hands over to a C_new voter and steps down."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.propose(b"a=1")
+    for node in (4, 5):
+        c.add(node, voters=c.ids)
+    cc = ConfChange(
+        [(CC_ADD_VOTER, 4), (CC_ADD_VOTER, 5), (CC_REMOVE_NODE, 1), (CC_REMOVE_NODE, 2)]
+    )
+    c.hosts[1].propose_conf_change(cc)
+    c.stabilize()
+    assert all(c.nodes[n].membership.voters == (3, 4, 5) for n in (3, 4, 5))
+    assert not c.nodes[3].membership.is_joint()
+    assert c.nodes[1].role != LEADER
+    with pytest.raises(NotLeaderError):
+        c.nodes[1].propose_conf_change(ConfChange([(CC_REMOVE_NODE, 3)]))
+    c.tick(4 * c.nodes[3].config.election_tick, only=[3, 4, 5])
+    lead = c.leader()
+    assert lead in (3, 4, 5)
+    c.propose(b"b=2")
+    assert all(c.sms[n].data["b"] == "2" for n in (3, 4, 5))
+    assert "b" not in c.sms[1].data and "b" not in c.sms[2].data

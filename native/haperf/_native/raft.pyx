@@ -453,7 +453,8 @@ cdef class RawNode:
         if self.log.committed < last or (self.voter_prs and self._quorum_match() < last):
             return 0
         for pr in self.voter_prs:
-            if pr.match >= last and (best is None or (pr.recent_active and not best.recent_active)):
+            if pr.match >= last and (best is None
+                                     or (pr.recent_active and not best.recent_active)):
                 best = pr
         if best is not None:
             self._send(self._msg(MSG_TIMEOUT_NOW, best.id, self.term))
@@ -475,8 +476,12 @@ cdef class RawNode:
         """Propose a membership change on the leader; returns its log index.
 
         Raises NotLeaderError on a follower, ProposalDroppedError while another change is not yet
-        applied (one change at a time), ConfChangeError if it is invalid for the configuration.
+        applied (one change at a time) or once this leader appended its own removal,
+        ConfChangeError if it is invalid for the configuration. After proposing its own removal
+        the leader refuses every proposal and steps down once a majority of the new voters hold
+        its committed log (docs/raft.md, "Removing the leader").
         """
+        cdef Membership new_ms
         if self.role != ROLE_LEADER:
             raise NotLeaderError(self.lead, self.id)
         if self.lead_transferee:
@@ -487,7 +492,7 @@ cdef class RawNode:
             raise ProposalDroppedError(
                 f"membership change at index {self.pending_conf_index} is not applied yet "
                 f"(applied={self.log.applied}); propose the next one after it applies")
-        ms = self.membership.apply(cc)  # validation; raises ConfChangeError
+        new_ms = self.membership.apply(cc)  # validation; raises ConfChangeError
         for op, node in cc.changes:
             if op == CC_ADD_VOTER and node in self.membership.learners:
                 pr = self.prs[node]
@@ -499,7 +504,7 @@ cdef class RawNode:
                         f"{self.log.committed}); promote it once it has replicated the log")
         self._append_entries([_entry(0, 0, cc.encode(), ENTRY_CONF_CHANGE)])
         self.pending_conf_index = self.log.last_index()
-        if self.id not in (<Membership>ms).voters and self.id not in (<Membership>ms).voters_outgoing:
+        if self.id not in new_ms.voters and self.id not in new_ms.voters_outgoing:
             # Thesis 4.2.2: our own removal; no new proposals from here, so the log the
             # remaining voters must match before we step down stops growing.
             self.removal_index = self.pending_conf_index
@@ -880,7 +885,8 @@ cdef class RawNode:
         cdef Progress pr
         cdef Entry e
         if t == MSG_PROP:
-            if self.lead_transferee or not m.entries or self.removal_index or not self._promotable():
+            if (self.lead_transferee or not m.entries or self.removal_index
+                    or not self._promotable()):
                 return 0  # forwarded proposals are dropped during a transfer or while leaving
             if (self.log.last_index() - self.log.committed + <uint64_t>len(m.entries)
                     > <uint64_t>self.config.uncommitted_entries_max):

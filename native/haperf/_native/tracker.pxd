@@ -8,7 +8,8 @@ state and the Inflights window. States (etcd-raft's design):
     SNAPSHOT   the follower needs the snapshot; appends pause until it is installed
 
 Invariants: match < next; a rejection at or below match never moves next (it is stale, or the
-follower lost acknowledged state: counted in match_rejects, probing stays heartbeat-paced); inflight indexes are increasing; the ring never holds more than its size.
+follower lost acknowledged state: counted in match_rejects, probing stays heartbeat-paced);
+inflight indexes are increasing; the ring never holds more than its size.
 """
 
 cimport cython

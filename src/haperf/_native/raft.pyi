@@ -90,6 +90,7 @@ class RawNode:
     vote: int
     lead: int
     lead_transferee: int
+    removal_index: int
     role: int
     log: RaftLog
     membership: Membership
