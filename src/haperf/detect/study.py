@@ -431,10 +431,10 @@ def markdown(result: StudyResult) -> str:
 def plot(result: StudyResult, path: Path) -> None:
     """False suspicions per hour and median detection time vs threshold, one column per scenario."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise HaperfError(
             "the study plot needs matplotlib: pip install 'haperf[docs]'"
