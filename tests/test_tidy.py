@@ -143,3 +143,59 @@ def test_ruff_passes() -> None:
 def test_mypy_strict_passes() -> None:
     out = _tool("mypy")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+RUNTIME_DEPENDENCIES = frozenset({"haperf", "numpy", "orjson", "uvloop"})
+
+
+def _is_guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """True for an import inside a function, an `if TYPE_CHECKING:` block or a try/except."""
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Try):
+            return True
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def unguarded_third_party_imports(source: str) -> set[str]:
+    """Top-level modules imported at import time that are neither stdlib nor runtime deps."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        if _is_guarded(node, parents):
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in RUNTIME_DEPENDENCIES:
+                found.add(top)
+    return found
+
+
+def test_dependency_rule_catches_planted_violations() -> None:
+    planted = "import numpy\nfrom typing_extensions import Buffer\n"
+    assert unguarded_third_party_imports(planted) == {"typing_extensions"}
+    guarded = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from typing_extensions import B\n"
+        "def f():\n    import matplotlib\ntry:\n    import crc32c\nexcept ImportError:\n    pass\n"
+    )
+    assert unguarded_third_party_imports(guarded) == set()
+
+
+def test_package_imports_only_stdlib_and_runtime_dependencies() -> None:
+    # A fresh `pip install .` has numpy, orjson and uvloop and nothing else: a test-only or
+    # typing-only package imported at module level breaks `python -m haperf` for users.
+    offenders = {
+        str(path.relative_to(REPO_ROOT)): sorted(bad)
+        for path in sorted(SRC.rglob("*.py"))
+        if (bad := unguarded_third_party_imports(path.read_text()))
+    }
+    assert not offenders, f"modules importing non-dependencies at import time: {offenders}"

@@ -12,18 +12,21 @@ order (they are appended on the one loop thread in the order indexes are assigne
 sync job is in flight per AsyncWAL.
 """
 
+from __future__ import annotations
+
 import asyncio
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
-
-from typing_extensions import Buffer
+from typing import TYPE_CHECKING, Any
 
 from haperf.errors import WALError, WALIndexError
 from haperf.wal.log import WAL
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 # Waiters queued beyond this many make append_durable wait for room first (backpressure).
 WAITERS_MAX = 1 << 20
@@ -47,7 +50,7 @@ class AsyncWAL:
         self.read = wal.read
 
     @classmethod
-    async def open(cls, directory: str | os.PathLike[str], **options: Any) -> "AsyncWAL":
+    async def open(cls, directory: str | os.PathLike[str], **options: Any) -> AsyncWAL:
         """Open (or create) the WAL off the event loop (recovery reads every segment)."""
         loop = asyncio.get_running_loop()
         wal = await loop.run_in_executor(None, lambda: WAL(directory, **options))
@@ -72,7 +75,7 @@ class AsyncWAL:
         loop = self._loop
         job.add_done_callback(lambda f: loop.call_soon_threadsafe(self._sync_done, f))
 
-    def _sync_done(self, job: "Future[int]") -> None:
+    def _sync_done(self, job: Future[int]) -> None:
         self._sync_running = False
         waiters = self._waiters
         exc = job.exception()
@@ -98,7 +101,7 @@ class AsyncWAL:
         if waiters:
             self._start_sync()
 
-    def _wait(self, index: int) -> "asyncio.Future[int]":
+    def _wait(self, index: int) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = self._loop.create_future()
         if len(self._waiters) >= WAITERS_MAX:
             raise WALError(
@@ -153,7 +156,7 @@ class AsyncWAL:
                     fut.set_exception(WALError("the WAL was closed before this record synced"))
             self._waiters.clear()
 
-    async def __aenter__(self) -> "AsyncWAL":
+    async def __aenter__(self) -> AsyncWAL:
         return self
 
     async def __aexit__(

@@ -9,10 +9,14 @@ error); fdatasync falls back to fsync where the platform has no fdatasync; fsync
 directory's entries (create, rename, unlink) durable.
 """
 
-import os
-from typing import Protocol
+from __future__ import annotations
 
-from typing_extensions import Buffer
+import os
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 
 
 class FileOps(Protocol):

@@ -30,9 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Literal
-
-from typing_extensions import Buffer
+from typing import TYPE_CHECKING, Literal
 
 from haperf._native import wal as native
 from haperf.errors import (
@@ -55,6 +53,9 @@ from haperf.wal.format import (
     segment_name,
 )
 from haperf.wal.recovery import apply_open, scan_directory, write_meta, zero_range
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 log = logging.getLogger("haperf.wal")
 
