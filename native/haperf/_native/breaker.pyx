@@ -20,19 +20,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport pow
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memset
-
-
-cdef extern from "Python.h":
-    ctypedef struct PyObject
-    ctypedef struct PyTypeObject:
-        unsigned long tp_flags
-        Py_ssize_t tp_vectorcall_offset
-    ctypedef object (*vectorcallfunc)(object, PyObject* const*, size_t, PyObject*)
-    object PyMethod_New(object func, object self)
-    object PyObject_Vectorcall(object fn, PyObject* const* args, size_t nargsf, PyObject* kwnames)
-    object PyVectorcall_Call(object callable, object args, object kwargs)
-    void PyType_Modified(PyTypeObject* t)
-    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+from haperf._native.await_api cimport *
 
 
 cdef extern from "haperf_guard.h":
@@ -40,22 +28,6 @@ cdef extern from "haperf_guard.h":
     haperf_guard_body_fn haperf_guard_body
     object haperf_guard_vectorcall(object, PyObject* const*, size_t, PyObject*)
 
-
-cdef extern from "haperf_await.h":
-    ctypedef struct haperf_await:
-        PyObject* policy
-        int64_t start_ns
-        uint64_t epoch
-    ctypedef int (*haperf_await_enter_fn)(haperf_await*) except -1
-    ctypedef int (*haperf_await_result_fn)(haperf_await*, PyObject*, PyObject**) except -1
-    ctypedef int (*haperf_await_exception_fn)(haperf_await*, PyObject*, PyObject**) except -1
-    ctypedef struct haperf_await_hooks:
-        haperf_await_enter_fn enter
-        haperf_await_result_fn result
-        haperf_await_exception_fn exception
-    object haperf_await_type_new()
-    object haperf_await_new(object type, object policy, object coro, PyObject* fn,
-                            PyObject* args, PyObject* kwargs, const haperf_await_hooks* hooks)
 
 # Outcome bits stored in a count window's ring.
 cdef enum:
