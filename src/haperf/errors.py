@@ -160,3 +160,31 @@ class BulkheadFullError(RejectedError):
 
 class ConcurrencyLimitError(RejectedError):
     """An adaptive concurrency limiter was at its current limit."""
+
+
+class CommitUnknownError(HaperfError):
+    """A Raft proposal's outcome is unknown: it may or may not have been applied (a timeout, the
+    leader changed or stopped after the entry was appended, a snapshot covered it). Read the state
+    to find out; never treat this as a failure (Jepsen: an `info`, not a `fail`)."""
+
+
+class NodeStoppedError(HaperfError):
+    """The Raft node is stopped (or stopping) and takes no more requests."""
+
+
+class TransportError(HaperfError):
+    """A peer connection failed the transport's handshake or sent a frame it may not send."""
+
+
+class StorageError(HaperfError):
+    """Raft's durable state on disk (hard-state or snapshot file) is missing, damaged or foreign;
+    the message names the file and what was wrong."""
+
+
+class ProtocolError(HaperfError, ValueError):
+    """A client request on a wire protocol (RESP, HTTP admin) is malformed or too large."""
+
+
+class HistoryFormatError(HaperfError, ValueError):
+    """An operation history (JSON lines, Jepsen log, EDN) cannot be parsed; the message names the
+    file, line and what was wrong."""
