@@ -163,7 +163,6 @@ class RespServer:
         self.store = store
         self.listen = listen
         self.request_bytes_max = request_bytes_max
-        self.bulk_bytes_max = max(store.key_bytes_max, store.value_bytes_max)
         self.clients_max = clients_max
         self.args_max = args_max
         self.keys_reply_max = keys_reply_max
@@ -677,7 +676,9 @@ class _Connection(asyncio.Protocol):
         self.resp3 = False
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser(
-            server.args_max, server.bulk_bytes_max + 64, server.request_bytes_max
+            # A bulk string is bounded only by the request size: a value above the store's
+            # value_bytes_max gets a plain -ERR (the stream stays usable), not a protocol error.
+            server.args_max, server.request_bytes_max, server.request_bytes_max
         )
         self.pending: list[list[bytes]] = []
         self.busy = False
@@ -858,9 +859,11 @@ class _Connection(asyncio.Protocol):
             try:
                 await server.node.barrier()
             except _NODE_ERRORS as e:
-                reply = server.failure(e)
-                if reply.message.startswith("UNKNOWN"):
+                # A read has no unknown outcome: it was simply not served.
+                if isinstance(e, CommitUnknownError):
                     reply = ErrorReply(f"DROPPED the read was not served: {e}")
+                else:
+                    reply = server.failure(e)
                 for i, _ in reads:
                     replies[i] = reply
                 return

@@ -50,7 +50,7 @@ SNAP_TAIL = struct.Struct("<4sQI")
 SNAPSHOT_CHUNK_BYTES = 1 << 20
 
 # A Redis-style integer: optional minus, no leading zeros, no sign '+', no spaces (string2ll).
-_INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
+_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 _SET_SIZE = c.SET_HEAD.size
 _set_unpack = c.SET_HEAD.unpack_from
