@@ -249,3 +249,21 @@ def test_concurrent_proposals_share_appends() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_unsafe_local_reads_is_a_planted_bug_that_reads_stale_data() -> None:
+    """The chaos harness's planted bug: without ReadIndex an isolated node answers stale."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop(), unsafe_local_reads=True)
+        await c.start_all()
+        lead = await c.wait_leader()
+        await c.nodes[lead].propose(b"x=old")
+        f = next(i for i in c.nodes if i != lead)
+        await c.wait_applied(c.nodes[lead].status()["commit"], [f])
+        c.net.isolate(f, c.members)
+        await c.nodes[lead].propose(b"x=new")
+        assert await c.nodes[f].read("x") == "old"  # stale: exactly the bug it plants
+        await c.stop_all()
+
+    run(body)

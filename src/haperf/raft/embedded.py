@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from haperf.errors import NodeStoppedError
 from haperf.raft.node import NodeConfig, RaftNode, TransportFactory
+from haperf.runtime.loop import new_event_loop
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 60.0  # a blocking call gives up after this long (the node has its own timeouts)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when importable (through haperf.runtime.loop once it exists), else asyncio."""
-    for name in ("haperf.runtime.loop", "uvloop"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        loop: asyncio.AbstractEventLoop = module.new_event_loop()
-        return loop
-    return asyncio.new_event_loop()
 
 
 class EmbeddedRaftNode:
@@ -85,7 +75,7 @@ class EmbeddedRaftNode:
         started.result(timeout_s)
 
     def _run(self, started: concurrent.futures.Future[None]) -> None:
-        loop = _new_loop()
+        loop = new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:

@@ -26,7 +26,6 @@ import bisect
 import collections
 import functools
 import heapq
-import importlib
 import json
 import logging
 import queue
@@ -53,8 +52,10 @@ from haperf.errors import (
     NotLeaderError,
     ProposalDroppedError,
 )
+from haperf.raft.durable import DiskStorage
 from haperf.raft.host import PENDING_PROPOSALS_MAX, PENDING_READS_MAX, Host, Proposal, ReadRequest
 from haperf.raft.storage import MemoryStorage
+from haperf.runtime.transport import TcpTransport
 
 log = logging.getLogger("haperf.raft.node")
 
@@ -115,7 +116,7 @@ class NodeConfig:
     # Where the time goes: send a leader's appends before its own fsync (thesis 10.2.1) and
     # run the fsync on a dedicated thread (the loop keeps receiving meanwhile).
     parallel_append: bool = True
-    sync_thread: bool = False
+    sync_thread: bool = True  # only used with a data_dir and fsync on
     proposals_pending_max: int = PENDING_PROPOSALS_MAX
     reads_pending_max: int = PENDING_READS_MAX
     # "all" ack: a voter is healthy when the leader heard from it within this long (0 = one
@@ -125,6 +126,9 @@ class NodeConfig:
     msg_bytes_max: int = 1 << 20
     snapshot_chunk_bytes: int = 1 << 20
     seed: int | None = None
+    # TEST-ONLY planted bug for the chaos harness: read()/barrier() answer from the local state
+    # machine without ReadIndex (stale reads; a chaos run must flag it non-linearizable).
+    unsafe_local_reads: bool = False
 
     def __post_init__(self) -> None:
         if self.id <= 0:
@@ -357,10 +361,8 @@ class _SyncThread:
 
 
 def _default_transport(*args: Any, **kwargs: Any) -> Transport:
-    # The runtime shell's TCP transport (haperf.runtime, NODE_API.md section 1).
-    tcp = importlib.import_module("haperf.runtime.transport").TcpTransport
-    transport: Transport = tcp(*args, **kwargs)
-    return transport
+    """The runtime shell's TCP transport (haperf.runtime, NODE_API.md section 1)."""
+    return TcpTransport(*args, **kwargs)
 
 
 class RaftNode:
@@ -421,6 +423,7 @@ class RaftNode:
         self._failure: BaseException | None = None
         self._window_watch: collections.deque[_Waiter] = collections.deque()
         self._publish_pending = False
+        self._campaign_pending = False
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "proposals",
@@ -520,8 +523,7 @@ class RaftNode:
                 self._storage = MemoryStorage()
             else:
                 # The durable storage (NODE_API.md section 2): WAL + hard state + snapshots.
-                disk = importlib.import_module("haperf.raft.durable").DiskStorage
-                self._storage = disk(cfg.data_dir, fsync=cfg.fsync)
+                self._storage = DiskStorage(cfg.data_dir, fsync=cfg.fsync)
         hard_state, snapshot, entries = self._storage.initial_state()
         listen = cfg.listen or cfg.members[cfg.id]
         peers = {i: a for i, a in cfg.members.items() if i != cfg.id}
@@ -557,7 +559,7 @@ class RaftNode:
         host.on_read = self._on_read
         self._host = host
         await self._transport.start()
-        if cfg.sync_thread:
+        if cfg.sync_thread and cfg.data_dir is not None and cfg.fsync:
             self._sync_thread = _SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
         self._next_tick = loop.time() + self._tick_s
         self._tick_handle = loop.call_at(self._next_tick, self._on_tick)
@@ -783,12 +785,19 @@ class RaftNode:
         q = getattr(self._user_sm, "query", None)
         if q is None:
             raise ConfigError("the state machine has no query(q) method; use barrier() instead")
-        await self._read(query, False, timeout_ns)
+        if not self.config.unsafe_local_reads:
+            await self._read(query, False, timeout_ns)
+        else:
+            self._check_open()
         return q(query)
 
     async def barrier(self, *, timeout_ns: int | None = None) -> int:
         """Linearizable read barrier: returns the read index; after it returns (before the next
         await) reading the state machine directly is linearizable."""
+        if self.config.unsafe_local_reads:
+            self._check_open()
+            assert self._host is not None
+            return self._host.applied
         index: int = await self._read(None, True, timeout_ns)
         return index
 
@@ -846,6 +855,21 @@ class RaftNode:
 
     # ------------------------------------------------------------------ membership, leadership
 
+    async def campaign(self) -> None:
+        """Start an election now instead of waiting for the election timeout (operators,
+        benchmarks, tests). The node may still lose it; wait_leader() tells."""
+        self._check_open()
+        self._campaign_pending = True
+        self._kick()
+
+    async def _core_turn(self) -> None:
+        """Wait until no fsync is in flight: the core may only be called between Readys."""
+        while self._syncing:
+            assert self._loop is not None
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._sync_done_waiters.append(fut)
+            await fut
+
     async def wait_leader(self, timeout_ns: int = 5_000_000_000) -> int:
         """Wait until this node knows a leader; returns its id."""
         self._check_open()
@@ -874,6 +898,7 @@ class RaftNode:
         assert node is not None and self._loop is not None
         if node.lead == to and to != 0:
             return
+        await self._core_turn()
         node.transfer_leader(to)
         self._kick()
         deadline = self._loop.time() + (timeout_ns or 2 * self.config.election_timeout_ns) / 1e9
@@ -951,6 +976,8 @@ class RaftNode:
         self._require_leader()
         host = self._host
         assert host is not None and self._loop is not None
+        await self._core_turn()
+        self._require_leader()
         w = _Internal(self._loop.create_future())
         p = host.propose(data, waiter=w)
         if p is None:
@@ -962,6 +989,8 @@ class RaftNode:
         self._require_leader()
         host = self._host
         assert host is not None and self._loop is not None
+        await self._core_turn()
+        self._require_leader()
         w = _Internal(self._loop.create_future())
         host.propose_conf_change(cc, waiter=w)
         self._kick()
@@ -969,6 +998,7 @@ class RaftNode:
 
     def _membership_changed(self, before: Membership, after: Membership) -> None:
         """A membership entry applied: forget the members (and transport peers) it removed."""
+        self._publish_pending = True  # e.g. this node just became a member: publish its record
         for gone in sorted(set(before.all_ids()) - set(after.all_ids())):
             self._machine.members.pop(gone, None)
             self._member_changed(gone, None)
@@ -1070,6 +1100,10 @@ class RaftNode:
             step = node.step
             for m in inbound:
                 step(m)
+        if self._campaign_pending:
+            self._campaign_pending = False
+            if node.role != LEADER:
+                node.campaign()
         if self._publish_pending and not self._stopping:
             self._publish_self()
         if self._buf_waiters and not self._stopping:
@@ -1081,8 +1115,6 @@ class RaftNode:
             if rd is None:
                 break
             self.counters["readys"] += 1
-            if rd.soft_state is not None:
-                self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
             if rd.snapshot is not None:
                 self.counters["snapshots_installed"] += 1
                 self._snap_index = rd.snapshot[0].index
@@ -1118,6 +1150,10 @@ class RaftNode:
         host.finish_ready(rd, sent=sent)
         if node.membership is not membership:
             self._membership_changed(membership, node.membership)
+        # After apply: proposals this Ready committed resolve before a lost leadership fails
+        # the rest.
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
         self._after_ready(rd)
 
     def _publish_self(self) -> None:

@@ -11,6 +11,7 @@ SUITES = (
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.codec",
     "haperf.bench.suites.raft",
+    "haperf.bench.suites.raftnode",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.wal",
     "haperf.bench.suites.phi",
