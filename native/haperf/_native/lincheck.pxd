@@ -66,6 +66,8 @@ cdef class Search:
     cdef uint64_t cache_bytes_max
     cdef int32_t* best_ops
     cdef int32_t best_depth
+    cdef int32_t best_progress   # completed operations linearized at the deepest point
+    cdef int32_t completed       # operations with a return entry
     cdef int64_t best_state_
     cdef int32_t stuck_
     cdef int64_t steps_

@@ -130,6 +130,8 @@ cdef class Search:
             if is_return:
                 self.ret_entry[op] = e
                 self.remaining += 1
+        self.completed = self.remaining
+        self.best_progress = 0
         for e in range(count + 1):
             self.nxt[e] = e + 1 if e < count else 0
             self.prv[e] = e - 1 if e > 0 else count
@@ -308,8 +310,11 @@ cdef class Search:
                 self.entry = self.nxt[e]
                 continue
             # A return entry: operation i returned before being linearized. Remember the
-            # deepest point (for the explanation), then undo the last choice.
-            if self.depth > self.best_depth or self.stuck_ < 0:
+            # deepest point (for the explanation), then undo the last choice. Depth counts
+            # completed operations only: linearizing an info operation is optional, so a
+            # path that spent its depth on those explains less.
+            if self.completed - self.remaining > self.best_progress or self.stuck_ < 0:
+                self.best_progress = self.completed - self.remaining
                 for k in range(self.depth):
                     self.best_ops[k] = self.op_of[self.stack_entry[k]]
                 self.best_depth = self.depth

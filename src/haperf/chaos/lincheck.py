@@ -337,7 +337,8 @@ class ReferenceSearch:
                 self.call_entry[self.op_of[e]] = e
             else:
                 self.ret_entry[self.op_of[e]] = e
-        self.remaining = sum(1 for r in rets if r >= 0)
+        self.remaining = self.completed = sum(1 for r in rets if r >= 0)
+        self.best_progress = 0
         self.state = initial
         self.linearized = 0  # bitset as a Python int
         self.cache: set[tuple[int, int]] = set()
@@ -404,7 +405,9 @@ class ReferenceSearch:
                         continue
                 self.entry = self.next[e]
                 continue
-            if len(self.stack) > len(self.best) or self.stuck < 0:
+            # The deepest point counts completed operations only (info ones are optional).
+            if self.completed - self.remaining > self.best_progress or self.stuck < 0:
+                self.best_progress = self.completed - self.remaining
                 self.best = [self.op_of[c] for c, _ in self.stack]
                 self.best_state = self.state
                 self.stuck = i
@@ -443,7 +446,8 @@ _NATIVE = _native_search()
 class Failure:
     """Where the search got stuck on a violating key, in terms of the history's operations.
 
-    `prefix`: the longest sequence of operations found that linearizes (in that order).
+    `prefix`: the sequence of operations found that linearizes the most completed operations
+    (in that order).
     `state`: the model state after it. `stuck`: an operation that returned before any
     extension of the prefix could include it. `candidates`: the other operations that could
     have gone next (concurrent with `stuck`), none of which led anywhere.
