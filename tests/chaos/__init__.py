@@ -1,1 +1,1 @@
-"""Tests of haperf.chaos: histories, the linearizability checker, the fault proxy and chaos runs."""
+"""Tests of haperf.chaos: the fault proxy, the nemesis, the workload and the runner."""

@@ -1,7 +1,8 @@
 """Where the third-party lincheck corpus is, for the tests that check it.
 
-Owns the lookup order: env HAPERF_LINCHECK_CORPUS, then `<repo>/../shared/lincheck-corpus`, then
-`/work/shared/lincheck-corpus`. Without a corpus the corpus tests skip with the reason, unless
+Owns the skip-or-fail rule: the lookup order is haperf.chaos.corpus.corpus_candidates()
+(env HAPERF_LINCHECK_CORPUS, then `<repo>/../shared/lincheck-corpus`, then
+`/work/shared/lincheck-corpus`). Without a corpus the corpus tests skip with the reason, unless
 HAPERF_REQUIRE_CORPUS=1 (CI sets it), in which case they fail.
 """
 
@@ -10,20 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from haperf.chaos.corpus import corpus_candidates, find_corpus
 
-CANDIDATES = (
-    os.environ.get("HAPERF_LINCHECK_CORPUS", ""),
-    str(REPO_ROOT.parent / "shared" / "lincheck-corpus"),
-    "/work/shared/lincheck-corpus",
-)
-
-
-def find_corpus() -> Path | None:
-    for candidate in CANDIDATES:
-        if candidate and (Path(candidate) / "manifest.json").is_file():
-            return Path(candidate)
-    return None
+__all__ = ["corpus_or_skip", "find_corpus"]
 
 
 def corpus_or_skip() -> Path:
@@ -31,7 +21,7 @@ def corpus_or_skip() -> Path:
     found = find_corpus()
     if found is not None:
         return found
-    looked = ", ".join(c for c in CANDIDATES if c)
+    looked = ", ".join(str(c) for c in corpus_candidates())
     reason = (
         f"lincheck corpus not found (looked in: {looked}); set HAPERF_LINCHECK_CORPUS to the "
         "directory holding its manifest.json"

@@ -93,3 +93,25 @@ def test_formats_are_sniffed() -> None:
     assert load(corpus / "porcupine/jepsen/etcd_001.log")[0] == "etcd-jepsen-log"
     assert load(corpus / "porcupine/kv/c01-ok.txt")[0] == "porcupine-kv-edn"
     assert load(corpus / "knossos/multi-register/good/multi-register.edn")[0] == "knossos-edn"
+
+
+def test_missing_corpus_skips_or_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.chaos import corpus_location
+
+    monkeypatch.setattr(corpus_location, "find_corpus", lambda: None)
+    monkeypatch.delenv("HAPERF_REQUIRE_CORPUS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="HAPERF_LINCHECK_CORPUS"):
+        corpus_location.corpus_or_skip()
+    monkeypatch.setenv("HAPERF_REQUIRE_CORPUS", "1")
+    with pytest.raises(pytest.fail.Exception, match="HAPERF_REQUIRE_CORPUS=1"):
+        corpus_location.corpus_or_skip()
+
+
+def test_environment_variable_points_at_the_corpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from haperf.chaos.corpus import find_corpus as lookup
+
+    (tmp_path / "manifest.json").write_text('{"files": []}')
+    monkeypatch.setenv("HAPERF_LINCHECK_CORPUS", str(tmp_path))
+    assert lookup() == tmp_path

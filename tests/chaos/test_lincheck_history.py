@@ -130,6 +130,21 @@ def test_a_process_may_invoke_again_after_info_and_the_old_op_stays_pending() ->
     assert check(ops).linearizable is True
 
 
+def test_nemesis_records_are_skipped_but_still_checked() -> None:
+    nemesis = orjson.dumps(
+        {"process": "nemesis", "type": "info", "f": "kill", "key": None,
+         "value": {"phase": "start", "node": 2}, "time": 3}
+    )  # fmt: skip
+    ops = parse_history(_line(f="write", value=1) + b"\n" + nemesis + b"\n"
+                        + _line(type="ok", f="write", value=1, time=4))  # fmt: skip
+    assert [op.type for op in ops] == ["invoke", "ok"]
+    broken = orjson.dumps({"process": "nemesis", "type": "info", "f": 3, "time": 1})
+    with pytest.raises(HistoryFormatError, match="<h>:1: a nemesis record needs a string f"):
+        parse_history(broken, "<h>")
+    with pytest.raises(HistoryFormatError, match="needs an integer time"):
+        parse_history(orjson.dumps({"process": "nemesis", "f": "kill"}), "<h>")
+
+
 def test_unreadable_file_is_a_history_format_error(tmp_path: Path) -> None:
     with pytest.raises(HistoryFormatError, match="cannot read the history"):
         read_history(tmp_path / "missing.jsonl")

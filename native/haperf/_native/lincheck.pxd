@@ -13,6 +13,8 @@ Invariants:
 - Every (bits, state) pair in the cache was reached by a sequence of legal steps; a pair is
   explored at most once. The cache's memory never exceeds cache_bytes_max: past it, run()
   returns VERDICT_OUT_OF_MEMORY and the search stops.
+- A KIND_STEP answer is asked of the caller once per (state, operation) pair and remembered
+  (the step function must be deterministic); that memo counts towards cache_bytes_max too.
 - `remaining` is the number of return entries still in the list; 0 means every completed
   operation is linearized, which is success (operations without a return may never happen).
 """
@@ -33,6 +35,12 @@ cdef struct CacheSlot:
     uint64_t hash      # Zobrist hash of the bitset mixed with the state
     int64_t state
     int64_t offset     # first word of the bitset in the arena; -1 = empty slot
+
+
+cdef struct StepSlot:
+    int64_t state      # -1 = empty slot
+    int64_t op
+    int64_t result     # what step(state, op) answered (-1 = illegal)
 
 
 @cython.final
@@ -71,10 +79,15 @@ cdef class Search:
     cdef int64_t best_state_
     cdef int32_t stuck_
     cdef int64_t steps_
+    cdef StepSlot* memo          # step(state, op) answers, so the callback runs once per pair
+    cdef uint64_t memo_capacity  # slots, a power of two (0 = no KIND_STEP operations)
+    cdef uint64_t memo_count
     cdef int verdict
 
     cdef int64_t _apply(self, int64_t state, int32_t i) except? -2
     cdef int _cache_insert(self, int64_t state) noexcept
+    cdef int64_t _step(self, int64_t state, int32_t i) except? -2
+    cdef uint64_t _cache_bytes(self) noexcept
     cdef int _grow(self) noexcept
     cdef void _lift(self, int32_t e) noexcept
     cdef void _unlift(self, int32_t e) noexcept

@@ -24,6 +24,7 @@ from haperf._native.lincheck cimport (
     KIND_STEP,
     KIND_WRITE,
     CacheSlot,
+    StepSlot,
 )
 
 K_READ = KIND_READ
@@ -48,6 +49,10 @@ cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
     z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
     return z ^ (z >> 31)
+
+
+cdef inline uint64_t _memo_hash(int64_t state, int64_t op) noexcept nogil:
+    return _mix(<uint64_t>state * <uint64_t>0x100000001B3 + <uint64_t>op)
 
 
 cdef inline void* _alloc(size_t n) except NULL:
@@ -172,6 +177,7 @@ cdef class Search:
         PyMem_Free(self.best_ops)
         PyMem_Free(self.table)
         PyMem_Free(self.arena)
+        PyMem_Free(self.memo)
 
     cdef int64_t _apply(self, int64_t state, int32_t i) except? -2:
         """The state after operation i from `state`, or -1 when i is illegal there."""
@@ -184,14 +190,55 @@ cdef class Search:
             return self.b[i] if state == self.a[i] else -1
         if kind == KIND_CAS_FAILED:
             return state if state != self.a[i] else -1
-        cdef int64_t result = self.step_fn(state, i)
-        return result if result >= 0 else -1
+        return self._step(state, i)
+
+    cdef int64_t _step(self, int64_t state, int32_t i) except? -2:
+        """step_fn(state, i), memoised in an open-addressing table that doubles at half load."""
+        cdef uint64_t mask, j, s, capacity
+        cdef StepSlot* memo
+        cdef int64_t result
+        if (self.memo_count + 1) * 2 > self.memo_capacity:
+            capacity = self.memo_capacity * 2 if self.memo_capacity else 256
+            if capacity * sizeof(StepSlot) + self._cache_bytes() > self.cache_bytes_max:
+                result = self.step_fn(state, i)  # no room to remember: just ask
+                return result if result >= 0 else -1
+            memo = <StepSlot*>_alloc(capacity * sizeof(StepSlot))
+            mask = capacity - 1
+            for s in range(capacity):
+                memo[s].state = -1
+            for s in range(self.memo_capacity):
+                if self.memo[s].state >= 0:
+                    j = _memo_hash(self.memo[s].state, self.memo[s].op) & mask
+                    while memo[j].state >= 0:
+                        j = (j + 1) & mask
+                    memo[j] = self.memo[s]
+            PyMem_Free(self.memo)
+            self.memo = memo
+            self.memo_capacity = capacity
+        mask = self.memo_capacity - 1
+        j = _memo_hash(state, i) & mask
+        while self.memo[j].state >= 0:
+            if self.memo[j].state == state and self.memo[j].op == i:
+                return self.memo[j].result
+            j = (j + 1) & mask
+        result = self.step_fn(state, i)
+        if result < 0:
+            result = -1
+        self.memo[j].state = state
+        self.memo[j].op = i
+        self.memo[j].result = result
+        self.memo_count += 1
+        return result
+
+    cdef uint64_t _cache_bytes(self) noexcept:
+        return (self.capacity * sizeof(CacheSlot) + self.arena_words * 8
+                + self.memo_capacity * sizeof(StepSlot))
 
     cdef int _grow(self) noexcept:
         """Double the slot table (0), or 1 when that would pass cache_bytes_max or fails."""
         cdef uint64_t capacity = self.capacity * 2
         cdef uint64_t mask = capacity - 1
-        if capacity * sizeof(CacheSlot) + self.arena_words * 8 > self.cache_bytes_max:
+        if self._cache_bytes() + self.capacity * sizeof(CacheSlot) > self.cache_bytes_max:
             return 1
         cdef CacheSlot* table = <CacheSlot*>PyMem_Malloc(capacity * sizeof(CacheSlot))
         if table == NULL:
@@ -231,7 +278,7 @@ cdef class Search:
         cdef uint64_t* arena
         if self.arena_used + self.words > self.arena_words:
             words = self.arena_words * 2
-            if self.capacity * sizeof(CacheSlot) + words * 8 > self.cache_bytes_max:
+            if self._cache_bytes() + self.arena_words * 8 > self.cache_bytes_max:
                 return 2
             arena = <uint64_t*>PyMem_Realloc(self.arena, words * sizeof(uint64_t))
             if arena == NULL:
@@ -350,8 +397,8 @@ cdef class Search:
 
     @property
     def cache_bytes(self):
-        """Bytes held by the memo cache (slot table + bitset arena)."""
-        return self.capacity * sizeof(CacheSlot) + self.arena_words * 8
+        """Bytes held by the memo cache (slot table, bitset arena, step memo)."""
+        return self._cache_bytes()
 
     @property
     def best(self):

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -325,6 +326,28 @@ def check_file(
 
 # --- a corpus by its manifest ----------------------------------------------------------------
 
+CORPUS_ENV = "HAPERF_LINCHECK_CORPUS"
+
+
+def corpus_candidates() -> list[Path]:
+    """Where the lincheck corpus is looked for, in order: $HAPERF_LINCHECK_CORPUS, then
+    `<checkout>/../shared/lincheck-corpus` (a source checkout's sibling), then
+    /work/shared/lincheck-corpus."""
+    import os
+
+    found = [Path(os.environ[CORPUS_ENV])] if os.environ.get(CORPUS_ENV) else []
+    checkout = Path(__file__).resolve().parents[3]
+    found += [checkout.parent / "shared" / "lincheck-corpus", Path("/work/shared/lincheck-corpus")]
+    return found
+
+
+def find_corpus() -> Path | None:
+    """The first corpus_candidates() directory holding a manifest.json, or None."""
+    for candidate in corpus_candidates():
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class FileVerdict:
@@ -565,10 +588,4 @@ def cli_check_corpus(
 
 
 def _stdout_write(text: str) -> int:
-    import sys
-
     return sys.stdout.write(text)
-
-
-def iter_formats() -> Iterable[str]:
-    return iter(FORMATS)

@@ -20,17 +20,21 @@ from haperf.errors import HistoryFormatError
 
 DEPTH_MAX = 64
 
+# One match = the whitespace, commas and comments before a token (possessive: never given back,
+# so a failing token cannot make the engine re-split them), then the token, or the end.
 _TOKEN = re.compile(
     r"""
-    (?P<ws>[\s,]+)
-  | (?P<comment>;[^\n]*)
-  | (?P<open>[\[({])
-  | (?P<close>[\])}])
-  | (?P<string>"(?:[^"\\]|\\.)*")
-  | (?P<keyword>:[^\s,;()\[\]{}"]+)
-  | (?P<int>[-+]?\d+N?(?=[\s,;()\[\]{}"]|$))
-  | (?P<atom>[^\s,;()\[\]{}"]+)
-  """,
+    (?:[\s,]+|;[^\n]*)*+
+    (?:
+        (?P<open>[\[({])
+      | (?P<close>[\])}])
+      | (?P<string>"(?:[^"\\]|\\.)*+")
+      | (?P<keyword>:[^\s,;()\[\]{}"]+)
+      | (?P<int>[-+]?\d+N?(?=[\s,;()\[\]{}"]|\Z))
+      | (?P<atom>[^\s,;()\[\]{}"]+)
+      | (?P<end>\Z)
+    )
+    """,
     re.VERBOSE,
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f": "\f"}
@@ -90,35 +94,35 @@ def read_edn(text: str, source: str = "<edn>") -> list[object]:
     top: list[object] = []
     # Each frame: (opening bracket, its line, the items collected so far).
     stack: list[tuple[str, int, list[object]]] = []
+    keywords: dict[str, Keyword] = {}
     pos = 0
-    end = len(text)
-    while pos < end:
+    while True:
         match = _TOKEN.match(text, pos)
         if match is None:
             # Only an unterminated string can fail every alternative.
-            raise HistoryFormatError(f"{source}:{line_of(pos)}: a string that never ends")
+            start = len(text) - len(text[pos:].lstrip())
+            raise HistoryFormatError(f"{source}:{line_of(start)}: a string that never ends")
         kind = match.lastgroup
-        token = match.group()
+        if kind == "end":
+            break
+        token = match.group(kind)
+        start = match.start(kind)
         pos = match.end()
         value: object
-        if kind in ("ws", "comment"):
-            continue
         if kind == "open":
             if len(stack) >= DEPTH_MAX:
                 raise HistoryFormatError(
-                    f"{source}:{line_of(match.start())}: nesting deeper than {DEPTH_MAX}"
+                    f"{source}:{line_of(start)}: nesting deeper than {DEPTH_MAX}"
                 )
-            stack.append((token, line_of(match.start()), []))
+            stack.append((token, line_of(start), []))
             continue
         if kind == "close":
             if not stack:
-                raise HistoryFormatError(
-                    f"{source}:{line_of(match.start())}: {token!r} closes nothing"
-                )
+                raise HistoryFormatError(f"{source}:{line_of(start)}: {token!r} closes nothing")
             opener, line, items = stack.pop()
             if _CLOSER[opener] != token:
                 raise HistoryFormatError(
-                    f"{source}:{line_of(match.start())}: {token!r} closes the {opener!r} opened "
+                    f"{source}:{line_of(start)}: {token!r} closes the {opener!r} opened "
                     f"at line {line}"
                 )
             if opener == "{":
@@ -135,9 +139,12 @@ def read_edn(text: str, source: str = "<edn>") -> list[object]:
             else:
                 value = tuple(items)
         elif kind == "string":
-            value = _unescape(token[1:-1], source, line_of(match.start()))
+            value = _unescape(token[1:-1], source, line_of(start))
         elif kind == "keyword":
-            value = Keyword(token[1:])
+            found = keywords.get(token)
+            if found is None:
+                found = keywords[token] = Keyword(token[1:])
+            value = found
         elif kind == "int":
             value = int(token.rstrip("N"))
         elif token == "nil":
@@ -146,7 +153,7 @@ def read_edn(text: str, source: str = "<edn>") -> list[object]:
             value = token == "true"
         else:
             raise HistoryFormatError(
-                f"{source}:{line_of(match.start())}: unsupported EDN form {token!r} (this reader "
+                f"{source}:{line_of(start)}: unsupported EDN form {token!r} (this reader "
                 "takes maps, vectors, lists, keywords, strings, integers, nil and booleans)"
             )
         if stack:

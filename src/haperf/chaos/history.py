@@ -16,6 +16,9 @@ Invariants:
   at all): unknown, it may take effect at any time after its invocation, or never.
 - A process may invoke again after an `info` (Jepsen retires the id instead; both are accepted):
   the uncertain operation simply stays pending forever.
+- Records whose process is "nemesis" (fault injections, Jepsen's convention) are not client
+  operations: the reader checks they are objects with a string `f` and an integer `time`, and
+  skips them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from haperf.errors import HistoryFormatError
 TYPES = ("invoke", "ok", "fail", "info")
 FUNCTIONS = ("read", "write", "cas")
 FIELDS = ("process", "type", "f", "key", "value", "time")
+NEMESIS = "nemesis"
 # A history line longer than this is not a history line (a guard against reading binary junk).
 LINE_BYTES_MAX = 1 << 20
 
@@ -139,6 +143,22 @@ def op_from_record(record: object, source: str = "<history>", line: int = 0) -> 
     if f == "write" and typ == "invoke" and parsed is None:
         raise _fail(source, line, "a write invocation needs the value it writes, got null")
     return Op(process, typ, f, key, parsed, time)
+
+
+def is_nemesis_record(record: object, source: str = "<history>", line: int = 0) -> bool:
+    """True for a well-formed nemesis record (skipped by readers); False for anything else.
+
+    A record with process "nemesis" must still have a string `f` and a non-negative integer
+    `time`; otherwise it is a HistoryFormatError, not silently skipped.
+    """
+    if not (isinstance(record, dict) and record.get("process") == NEMESIS):
+        return False
+    if not isinstance(record.get("f"), str):
+        raise _fail(source, line, f"a nemesis record needs a string f, got {record.get('f')!r}")
+    time = record.get("time")
+    if not _is_int(time) or time < 0:
+        raise _fail(source, line, f"a nemesis record needs an integer time, got {time!r}")
+    return True
 
 
 class _Pairing:
@@ -252,6 +272,8 @@ def parse_history(data: bytes | Iterable[bytes], source: str = "<history>") -> l
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _fail(source, number, f"not valid JSON ({exc})") from None
+        if is_nemesis_record(record, source, number):
+            continue
         op = op_from_record(record, source, number)
         pairing.add(op, len(ops), number)
         ops.append(op)
