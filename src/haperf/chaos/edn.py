@@ -103,6 +103,7 @@ def read_edn(text: str, source: str = "<edn>") -> list[object]:
             start = len(text) - len(text[pos:].lstrip())
             raise HistoryFormatError(f"{source}:{line_of(start)}: a string that never ends")
         kind = match.lastgroup
+        assert kind is not None, "every alternative of _TOKEN is a named group"
         if kind == "end":
             break
         token = match.group(kind)

@@ -156,7 +156,7 @@ def is_nemesis_record(record: object, source: str = "<history>", line: int = 0) 
     if not isinstance(record.get("f"), str):
         raise _fail(source, line, f"a nemesis record needs a string f, got {record.get('f')!r}")
     time = record.get("time")
-    if not _is_int(time) or time < 0:
+    if not isinstance(time, int) or isinstance(time, bool) or time < 0:
         raise _fail(source, line, f"a nemesis record needs an integer time, got {time!r}")
     return True
 
