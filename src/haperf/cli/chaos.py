@@ -4,7 +4,7 @@ Owns the chaos command's options. `chaos [options]` (or `chaos run [options]`) s
 cluster behind the fault proxy, runs clients and the nemesis for `--time` seconds, heals,
 restarts, reads back, checks, prints a summary, and exits 0 only when the history is
 linearizable, no acknowledged write was lost and every node caught up (1 otherwise).
-`chaos check HISTORY.jsonl [--model M]` and `chaos check-corpus DIR` hand over to the
+`chaos check HISTORY.jsonl [--model M] [--timeout S]` and `chaos check-corpus DIR` hand over to the
 checker's own entry points (haperf.chaos.corpus), imported inside the handlers so this command
 works before (and without) that module. Bad arguments exit 2 (ConfigError).
 """
@@ -117,10 +117,26 @@ def add_parser(commands: Any) -> None:
     run_parser.set_defaults(handler=run_command)
     check = sub.add_parser("check", help="check one history (JSON lines) for linearizability")
     check.add_argument("history", metavar="HISTORY.jsonl")
-    check.add_argument("--model", default="cas-register", help="model (cas-register)")
+    check.add_argument(
+        "--model", default=None, help="model (default: the format's own; cas-register for JSONL)"
+    )
+    check.add_argument(
+        "--timeout",
+        type=_number(float, 0.001, 86_400, "--timeout"),
+        default=None,
+        metavar="S",
+        help="give up after S seconds (verdict unknown, exit 3)",
+    )
     check.set_defaults(handler=check_command)
     corpus = sub.add_parser("check-corpus", help="check a corpus of histories by its manifest")
     corpus.add_argument("directory", metavar="DIR")
+    corpus.add_argument(
+        "--timeout",
+        type=_number(float, 0.001, 86_400, "--timeout"),
+        default=None,
+        metavar="S",
+        help="per-history time limit in seconds",
+    )
     corpus.set_defaults(handler=check_corpus_command)
 
 
@@ -153,8 +169,12 @@ def _corpus_entry(name: str) -> Any:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    return int(_corpus_entry("cli_check")(args))
+    """Exit 0 linearizable, 1 violation, 3 unknown (timed out)."""
+    check = _corpus_entry("cli_check")
+    return int(check(args.history, args.model, args.timeout))
 
 
 def check_corpus_command(args: argparse.Namespace) -> int:
-    return int(_corpus_entry("cli_check_corpus")(args))
+    """Exit 0 when every verdict matches the manifest, 1 otherwise."""
+    check_corpus = _corpus_entry("cli_check_corpus")
+    return int(check_corpus(args.directory, timeout_s=args.timeout))
