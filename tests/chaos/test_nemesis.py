@@ -60,6 +60,9 @@ def test_schedule_invariants(seed: int, n: int, duration_s: int, kinds: list[str
             assert 0.05 <= fault.drop_p <= 0.3
     if not kinds:
         assert schedule == []
+    # Kinds come in rounds: the first len(kinds) faults are every kind once.
+    first = [f.kind for f in schedule[: len(kinds)]]
+    assert len(set(first)) == len(first)
 
 
 def test_parse_kinds() -> None:

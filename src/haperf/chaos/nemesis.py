@@ -14,11 +14,12 @@ Kinds:
   jitter (election timeouts are 150-300 ms, so this provokes elections and stale leaders);
 - drop: every link loses whole connections with probability 5-30 % per accept and per chunk.
 
-Invariants: faults do not overlap (each ends, and is undone, before the next starts, with a
-quiet gap between); every fault ends by the end of the schedule; at most FAULTS_MAX faults;
-"the leader" is resolved when the fault starts (and recorded) because it is a runtime fact;
-`heal_all()` undoes everything still in force (resume paused, restart killed, heal the proxy)
-and is safe to call at any time, including after a cancelled run.
+Invariants: kinds are drawn from a shuffled bag (every kind once per round), so a run with
+room for len(kinds) faults applies every kind; faults do not overlap (each ends, and is undone,
+before the next starts, with a quiet gap between); every fault ends by the end of the schedule;
+at most FAULTS_MAX faults; "the leader" is resolved when the fault starts (and recorded) because
+it is a runtime fact; `heal_all()` undoes everything still in force (resume paused, restart
+killed, heal the proxy) and is safe to call at any time, including after a cancelled run.
 """
 
 import asyncio
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from haperf.chaos.proxy import FaultProxy
-from haperf.errors import ConfigError
+from haperf.errors import ConfigError, HaperfError
 
 NEMESIS_KINDS = ("kill", "pause", "partition", "delay", "drop")
 PARTITION_SHAPES = ("halves", "one-way", "isolate-leader")
@@ -127,9 +128,13 @@ def make_schedule(
     minority = max(1, (len(ids) - 1) // 2)
     schedule: list[Fault] = []
     t = rng.randint(gap_ns_min, gap_ns_max)
+    bag: list[str] = []
     while kinds and len(schedule) < FAULTS_MAX and t + fault_ns_min <= duration_ns:
         length = min(rng.randint(fault_ns_min, fault_ns_max), duration_ns - t)
-        kind = rng.choice(list(kinds))
+        if not bag:  # every kind once per round, in a shuffled order: short runs see them all
+            bag = list(kinds)
+            rng.shuffle(bag)
+        kind = bag.pop()
         end = t + length
         if kind in ("kill", "pause"):
             if rng.random() < 0.5:
@@ -233,19 +238,23 @@ class Nemesis:
         return (leader,) if leader else (random.Random(fault.start_ns).choice(self.nodes),)
 
     async def apply(self, fault: Fault) -> tuple[int, ...]:
-        """Put `fault` in force; returns the nodes it hit (the leader resolved)."""
+        """Put `fault` in force; returns the nodes it hit (the leader resolved).
+
+        A process operation that fails (a node that will not die or restart) is recorded in
+        `errors` and the run goes on: the final catch-up check reports what it left behind.
+        """
         targets = await self._targets(fault)
         value = {**fault.describe(), "nodes": list(targets)}
         self.record(fault.kind, "start", value)
         self.applied[fault.kind] = self.applied.get(fault.kind, 0) + 1
         if fault.kind == "kill":
             for node in targets:
-                await asyncio.to_thread(self.cluster.kill, node, signal.SIGKILL)
-                self.killed.add(node)
+                if await self._process_op("kill", node, self.cluster.kill, node, signal.SIGKILL):
+                    self.killed.add(node)
         elif fault.kind == "pause":
             for node in targets:
-                await asyncio.to_thread(self.cluster.pause, node)
-                self.paused.add(node)
+                if await self._process_op("pause", node, self.cluster.pause, node):
+                    self.paused.add(node)
         elif fault.kind == "partition":
             proxy = self._needs_proxy()
             if fault.shape == "halves":
@@ -272,33 +281,37 @@ class Nemesis:
     async def undo(self, fault: Fault, targets: Sequence[int]) -> None:
         """End `fault` (applied to `targets`)."""
         if fault.kind == "kill":
-            for node in sorted(self.killed):
-                await self._restart(node)
+            await self._restart_killed()
         elif fault.kind == "pause":
-            for node in sorted(self.paused):
-                await asyncio.to_thread(self.cluster.resume, node)
-                self.paused.discard(node)
+            await self._resume_paused()
         elif self.proxy is not None:
             self.proxy.heal()
         self.record(fault.kind, "stop", {"nodes": list(targets)})
 
-    async def _restart(self, node: int) -> None:
+    async def _process_op(self, what: str, node: int, fn: Callable[..., None], *args: Any) -> bool:
         try:
-            await asyncio.to_thread(self.cluster.restart, node)
-        except OSError as exc:
-            self.errors.append(f"restart of node {node} failed: {exc}")
-            raise
-        self.killed.discard(node)
+            await asyncio.to_thread(fn, *args)
+        except (OSError, HaperfError) as exc:
+            self.errors.append(f"{what} of node {node} failed: {exc}")
+            return False
+        return True
+
+    async def _restart_killed(self) -> None:
+        for node in sorted(self.killed):
+            if await self._process_op("restart", node, self.cluster.restart, node):
+                self.killed.discard(node)
+
+    async def _resume_paused(self) -> None:
+        for node in sorted(self.paused):
+            if await self._process_op("resume", node, self.cluster.resume, node):
+                self.paused.discard(node)
 
     async def heal_all(self) -> None:
         """Undo everything still in force: resume paused nodes, restart killed ones, heal links."""
         if self.proxy is not None:
             self.proxy.heal()
-        for node in sorted(self.paused):
-            await asyncio.to_thread(self.cluster.resume, node)
-            self.paused.discard(node)
-        for node in sorted(self.killed):
-            await self._restart(node)
+        await self._resume_paused()
+        await self._restart_killed()
         self.record("heal", "stop", {"nodes": list(self.nodes)})
 
 

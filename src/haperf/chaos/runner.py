@@ -40,7 +40,7 @@ import orjson
 
 from haperf.chaos.nemesis import NEMESIS_KINDS, Nemesis, make_schedule
 from haperf.chaos.proxy import FaultProxy
-from haperf.chaos.workload import KV, HistoryLog, Workload, WorkloadConfig, key_name
+from haperf.chaos.workload import KV, NEMESIS, HistoryLog, Workload, WorkloadConfig, key_name
 from haperf.errors import ConfigError, HistoryFormatError
 
 TIME_S_MAX = 86_400.0
@@ -125,7 +125,7 @@ def lost_writes(records: Sequence[Mapping[str, Any]], final: Mapping[str, Any]) 
     # value -> (invoke position, completion position or None, outcome)
     writes: dict[str, dict[Any, tuple[int, int | None, str]]] = {}
     for pos, rec in enumerate(records):
-        if rec.get("process") == "nemesis" or rec.get("f") not in ("write", "cas"):
+        if rec.get("process") == NEMESIS or rec.get("f") not in ("write", "cas"):
             continue
         proc = rec["process"]
         if rec["type"] == "invoke":
@@ -176,7 +176,7 @@ def final_values(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     invoked: dict[Any, int] = {}
     last_read: dict[str, tuple[int, int, Any]] = {}  # key -> (invoke pos, completion pos, value)
     for pos, rec in enumerate(records):
-        if rec.get("process") == "nemesis":
+        if rec.get("process") == NEMESIS:
             continue
         if rec["type"] == "invoke":
             invoked[rec["process"]] = pos
@@ -190,7 +190,7 @@ def final_values(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             pos < inv_pos
             for pos, rec in enumerate(records)
             if rec.get("key") == key
-            and rec.get("process") != "nemesis"
+            and rec.get("process") != NEMESIS
             and pos not in (inv_pos, done_pos)
         ):
             out[key] = value
@@ -213,13 +213,18 @@ def check_history(
     records = _load_records(path)
     report: dict[str, Any] = {"violations": []}
     try:
-        read_history = importlib.import_module("haperf.chaos.history").read_history
+        op_from_record = importlib.import_module("haperf.chaos.history").op_from_record
         check = importlib.import_module("haperf.chaos.lincheck").check
     except (ImportError, AttributeError) as exc:
         report["linearizable"] = {"verdict": "unchecked", "why": f"no checker: {exc}"}
         report["violations"].append(f"linearizability not checked: {exc}")
     else:
-        history = read_history(str(path))
+        # The nemesis's records are not client operations: the checker sees the clients only.
+        history = [
+            op_from_record(rec, str(path), line)
+            for line, rec in enumerate(records, 1)
+            if rec.get("process") != NEMESIS
+        ]
         started = time.monotonic()
         result = check(history, "cas-register", timeout_s=timeout_s)
         verdict = {True: "linearizable", False: "NOT linearizable", None: "timed out"}
@@ -366,7 +371,9 @@ async def _run_async(config: RunConfig, out: Path, progress: Progress) -> dict[s
             history,
         )
         t0 = time.monotonic_ns()
-        await asyncio.gather(workload.run(int(config.time_s * 1e9)), nemesis.run(t0))
+        async with asyncio.TaskGroup() as group:  # a failure in one cancels the other
+            group.create_task(workload.run(int(config.time_s * 1e9)))
+            group.create_task(nemesis.run(t0))
         progress(f"workload done: {workload.stats.counts}; healing and restarting every node")
         await asyncio.to_thread(cluster.stop)
         history.nemesis("restart-all", "start", {"nodes": ids})
