@@ -31,7 +31,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class RunConfig:
     check_timeout_s: float = CHECK_TIMEOUT_S_DEFAULT
     fault_s_min: float = 1.0
     fault_s_max: float = 5.0
+    gap_s_min: float = 1.0
+    gap_s_max: float = 3.0
     raft_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,8 +81,11 @@ class RunConfig:
                 raise ConfigError(f"unknown nemesis kind {kind!r}; choose from {NEMESIS_KINDS}")
         if not 0 < self.settle_s <= 3600 or not 0 < self.check_timeout_s <= 86_400:
             raise ConfigError("settle_s must be in (0, 3600] and check_timeout_s in (0, 86400]")
-        if not 0 < self.fault_s_min <= self.fault_s_max:
-            raise ConfigError("need 0 < fault_s_min <= fault_s_max")
+        if (
+            not 0 < self.fault_s_min <= self.fault_s_max
+            or not 0 <= self.gap_s_min <= self.gap_s_max
+        ):
+            raise ConfigError("need 0 < fault_s_min <= fault_s_max and 0 <= gap_s_min <= gap_s_max")
         WorkloadConfig(  # validates clients, keys and the op timeout
             clients=self.clients,
             keys=self.keys,
@@ -324,7 +329,19 @@ def _make_cluster(config: RunConfig, proxy: FaultProxy, base_dir: Path) -> Any:
     return cluster
 
 
-async def _run_async(config: RunConfig, out: Path, progress: Progress) -> dict[str, Any]:
+ClusterFactory = Callable[[RunConfig, FaultProxy, Path], Any]
+"""(config, proxy, base_dir) -> a LocalCluster-like object whose nodes dial through the proxy."""
+ConnectFactory = Callable[[str, int], Awaitable[KV]]
+"""(resp address, op timeout ns) -> a connected KV client."""
+
+
+async def _run_async(
+    config: RunConfig,
+    out: Path,
+    progress: Progress,
+    make_cluster: ClusterFactory,
+    connect: ConnectFactory,
+) -> dict[str, Any]:
     ids = list(range(1, config.nodes + 1))
     op_timeout_ns = int(config.op_timeout_s * 1e9)
     summary: dict[str, Any] = {"config": {**asdict(config), "out": str(out)}}
@@ -334,7 +351,7 @@ async def _run_async(config: RunConfig, out: Path, progress: Progress) -> dict[s
     cluster: Any = None
     started = time.monotonic()
     try:
-        cluster = await asyncio.to_thread(_make_cluster, config, proxy, out / "cluster")
+        cluster = await asyncio.to_thread(make_cluster, config, proxy, out / "cluster")
         progress(f"starting {config.nodes} nodes under {out}")
         await asyncio.to_thread(cluster.start)
         leader = await asyncio.to_thread(cluster.wait_leader, config.settle_s)
@@ -349,6 +366,8 @@ async def _run_async(config: RunConfig, out: Path, progress: Progress) -> dict[s
             int(config.time_s * 1e9),
             fault_ns_min=int(config.fault_s_min * 1e9),
             fault_ns_max=int(config.fault_s_max * 1e9),
+            gap_ns_min=int(config.gap_s_min * 1e9),
+            gap_ns_max=int(config.gap_s_max * 1e9),
         )
         nemesis = Nemesis(
             schedule,
@@ -367,7 +386,7 @@ async def _run_async(config: RunConfig, out: Path, progress: Progress) -> dict[s
                 op_timeout_ns=op_timeout_ns,
             ),
             addresses,
-            lambda address: _connect_kv(address, op_timeout_ns),
+            lambda address: connect(address, op_timeout_ns),
             history,
         )
         t0 = time.monotonic_ns()
@@ -418,8 +437,17 @@ def _proxy_totals(proxy: FaultProxy) -> dict[str, int]:
     return totals
 
 
-def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
-    """Run the harness once; never raises for a violation (see RunResult.ok)."""
+def run(
+    config: RunConfig,
+    progress: Progress | None = None,
+    *,
+    make_cluster: ClusterFactory | None = None,
+    connect: ConnectFactory | None = None,
+) -> RunResult:
+    """Run the harness once; never raises for a violation (see RunResult.ok).
+
+    `make_cluster` and `connect` default to LocalCluster and KVClient; tests pass stand-ins.
+    """
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(config.out) if config.out else _default_out(config.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -428,7 +456,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     except ImportError:  # the runtime package is not there yet: plain asyncio
         run_loop = asyncio.run
 
-    summary = run_loop(_run_async(config, out, say))
+    summary = run_loop(
+        _run_async(config, out, say, make_cluster or _make_cluster, connect or _connect_kv)
+    )
     say("checking the history")
     report = check_history(
         out / "history.jsonl", summary.get("final", {}), timeout_s=config.check_timeout_s
