@@ -12,6 +12,7 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench, detect
+from haperf.cli import chaos as chaos_cli
 from haperf.cli import sim as sim_cli
 from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_parser(commands)
     wal_cmd.add_parser(commands)
     sim_cli.add_parser(commands)
+    chaos_cli.add_parser(commands)
     return parser
 
 
