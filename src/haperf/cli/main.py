@@ -12,6 +12,8 @@ from pathlib import Path
 
 from haperf._version import __version__
 from haperf.cli import bench, detect
+from haperf.cli import cluster as cluster_cmd
+from haperf.cli import node as node_cmd
 from haperf.cli import sim as sim_cli
 from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_parser(commands)
     wal_cmd.add_parser(commands)
     sim_cli.add_parser(commands)
+    node_cmd.add_parser(commands)
+    cluster_cmd.add_parser(commands)
     return parser
 
 
