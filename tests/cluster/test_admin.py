@@ -277,3 +277,15 @@ def test_bad_options_raise_config_error(options: dict[str, Any], message: str) -
     listen = options.pop("listen", "127.0.0.1:0")
     with pytest.raises(ConfigError, match=message):
         AdminServer(FakeNode(), listen, **options)
+
+
+def test_subsystem_counters_and_gauges() -> None:
+    text = render_metrics(
+        FakeNode().status(),
+        subsystems={"resp": {"commands": 12, "redirects": 1}, "kv": {"keys": 3}},
+        process=False,
+    )
+    assert 'haperf_resp_commands_total{node="1"} 12' in text
+    assert "# TYPE haperf_resp_redirects_total counter" in text
+    assert 'haperf_kv_keys{node="1"} 3' in text and "# TYPE haperf_kv_keys gauge" in text
+    check_exposition(text)

@@ -164,9 +164,12 @@ def render_metrics(
     *,
     namespace: str = "haperf",
     extra: Mapping[str, float] | None = None,
+    subsystems: Mapping[str, Mapping[str, float]] | None = None,
     process: bool = True,
 ) -> str:
-    """Prometheus text for one node's status() (plus admin counters in `extra`)."""
+    """Prometheus text for one node's status(), plus the admin server's own figures (`extra`)
+    and other parts' counters (`subsystems`: {"resp": {"commands": 12, ...}} gives
+    `haperf_resp_commands_total`; a key in GAUGE_KEYS is a gauge instead)."""
     node_label = {"node": str(status.get("id", ""))}
     fam = _Families(node_label)
     raft = f"{namespace}_raft"
@@ -219,12 +222,20 @@ def render_metrics(
             _ADMIN_HELP.get(key, f"Admin server figure {key}."),
             value,
         )
+    for subsystem, figures in (subsystems or {}).items():
+        for key, value in sorted(figures.items()):
+            base = f"{namespace}_{_metric_key(subsystem)}_{_metric_key(str(key))}"
+            if key in GAUGE_KEYS:
+                fam.add(base, "gauge", f"{subsystem} {key}.", value)
+            else:
+                fam.add(f"{base}_total", "counter", f"{subsystem} {key} (counter).", value)
     if process:
         for name, kind, help_text, value in _process_figures():
             fam.add(name, kind, help_text, value)
     return fam.render()
 
 
+GAUGE_KEYS = frozenset({"keys", "clients", "open_connections", "bytes"})
 _ADMIN_HELP = {
     "requests_total": "HTTP requests answered by the admin endpoint.",
     "bad_requests_total": "Malformed or oversized HTTP requests refused.",
@@ -296,6 +307,7 @@ class AdminServer:
         listen: str,
         *,
         extra_status: Callable[[], Mapping[str, Any]] | None = None,
+        extra_metrics: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
         request_line_bytes_max: int = REQUEST_LINE_BYTES_MAX,
         header_bytes_max: int = HEADER_BYTES_MAX,
         headers_max: int = HEADERS_MAX,
@@ -325,6 +337,7 @@ class AdminServer:
         self._host = host
         self._port = port
         self._extra_status = extra_status
+        self._extra_metrics = extra_metrics
         self._line_max = request_line_bytes_max
         self._header_bytes_max = header_bytes_max
         self._headers_max = headers_max
@@ -534,7 +547,9 @@ class AdminServer:
                 "bad_requests_total": float(self.bad_requests),
                 "connections": float(len(self._writers)),
             }
-            return 200, METRICS_CONTENT_TYPE, render_metrics(status, extra=extra).encode(), ()
+            subsystems = self._extra_metrics() if self._extra_metrics is not None else None
+            text = render_metrics(status, extra=extra, subsystems=subsystems)
+            return 200, METRICS_CONTENT_TYPE, text.encode(), ()
         ready, why = self.readiness.check(status)
         doc = dict(status)
         service: dict[str, Any] = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haperf.errors import HaperfError, LocalClusterError
+from haperf.errors import CommitUnknownError, HaperfError, LocalClusterError
 from haperf.kv.config import RaftOptions
 from haperf.kv.localcluster import LocalCluster
 
@@ -35,6 +35,7 @@ FAILOVER_TIMEOUT_S = 5.0
 CATCH_UP_TIMEOUT_S = 6.0
 WRITE_TIMEOUT_NS = 1_000_000_000
 RETRY_DELAY_S = 0.005
+TRYAGAIN_DELAY_NS = 2_000_000  # while no leader is known: short, so failover is measured finely
 WRITE_ATTEMPTS_MAX = 2_000
 DOWN_WRITES = 200
 VERIFY_BATCH = 100
@@ -82,7 +83,9 @@ class Writer:
     async def _connected(self) -> Any:
         if self._client is None:
             self._client = _client_class()(
-                self.addresses[self._at % len(self.addresses)], timeout_ns=WRITE_TIMEOUT_NS
+                self.addresses[self._at % len(self.addresses)],
+                timeout_ns=WRITE_TIMEOUT_NS,
+                tryagain_delay_ns=TRYAGAIN_DELAY_NS,
             )
         return self._client
 
@@ -131,9 +134,7 @@ class Writer:
 
 
 def _uncertain(exc: BaseException) -> bool:
-    from haperf.errors import CommitUnknownError
-
-    return isinstance(exc, CommitUnknownError | OSError | asyncio.TimeoutError)
+    return isinstance(exc, CommitUnknownError)
 
 
 def _text(value: object) -> object:

@@ -88,15 +88,34 @@ class KVService:
             "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
         }
 
+    def _metrics(self) -> dict[str, dict[str, float]]:
+        figures: dict[str, dict[str, float]] = {}
+        counters = getattr(self.resp, "counters", None)
+        if isinstance(counters, dict):
+            figures["resp"] = counters
+        if hasattr(self.store, "__len__"):
+            figures["kv"] = {"keys": len(self.store)}
+        return figures
+
+    def _on_role_change(self, role: str, term: int) -> None:
+        self._log(f"node {self.config.id}: {role} in term {term}")
+
     async def start(self) -> None:
         cfg = self.config
         me = cfg.me
         self._started_ns = time.monotonic_ns()
         self.store = self._make_store()
         self.node = self._make_node(cfg, self.store)
+        if hasattr(self.node, "on_role_change"):
+            self.node.on_role_change(self._on_role_change)
         await self.node.start()
         try:
-            self.admin = AdminServer(self.node, me.admin, extra_status=self._service_status)
+            self.admin = AdminServer(
+                self.node,
+                me.admin,
+                extra_status=self._service_status,
+                extra_metrics=self._metrics,
+            )
             await _bind(self.admin.start(), me.admin, "admin")
             if self._make_resp is not None:
                 self.resp = self._make_resp(self.node, self.store, me.resp)
