@@ -17,6 +17,7 @@ SUITES = (
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
     "haperf.bench.suites.limits",
+    "haperf.bench.suites.transport",
 )
 
 _loaded = False
