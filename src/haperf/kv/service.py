@@ -27,6 +27,7 @@ from haperf.errors import ConfigError
 from haperf.kv.admin import AdminServer
 from haperf.kv.config import ServiceConfig
 from haperf.kv.localcluster import PARENT_PID_ENV
+from haperf.runtime.loop import run
 
 PARENT_POLL_INTERVAL_S = 0.25
 
@@ -207,10 +208,4 @@ def _stderr(line: str) -> None:
 
 def run_service(config: ServiceConfig, **kwargs: Any) -> int:
     """Run one KV service on a new event loop (uvloop when installed) until it is stopped."""
-    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(KVService(config, **kwargs).serve())
+    return run(KVService(config, **kwargs).serve())
