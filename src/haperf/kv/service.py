@@ -209,3 +209,29 @@ def _stderr(line: str) -> None:
 def run_service(config: ServiceConfig, **kwargs: Any) -> int:
     """Run one KV service on a new event loop (uvloop when installed) until it is stopped."""
     return run(KVService(config, **kwargs).serve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m haperf.kv.service --config FILE`: what `python -m haperf node --config FILE`
+    does, without loading the other CLI commands (a lighter, faster-starting child for
+    LocalCluster). Exit 2 on bad configuration, 1 on another operating error."""
+    import argparse
+
+    from haperf.errors import HaperfError
+    from haperf.kv.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m haperf.kv.service")
+    parser.add_argument("--config", required=True, metavar="FILE", help="JSON node file")
+    args = parser.parse_args(argv)
+    try:
+        return run_service(load_config(args.config))
+    except ConfigError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except HaperfError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
