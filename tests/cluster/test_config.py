@@ -226,3 +226,21 @@ def test_node_cli_bad_config_exits_2(args: tuple[str, ...], message: str) -> Non
     assert out.returncode == 2, out.stderr
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_service_entry_point_reports_bad_config_with_exit_2(tmp_path: Path) -> None:
+    # LocalCluster's children run `python -m haperf.kv.service --config FILE`.
+    doc = good()
+    doc["raft"]["ack"] = "most"
+    path = tmp_path / "node.json"
+    path.write_bytes(orjson.dumps(doc))
+    out = subprocess.run(
+        [sys.executable, "-m", "haperf.kv.service", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert f"{path}: raft.ack: expected one of quorum, all, leader" in out.stderr
+    assert "Traceback" not in out.stderr
