@@ -199,3 +199,16 @@ def test_admin_endpoints_of_a_child_over_http() -> None:
         assert code == 200 and b'haperf_raft_is_leader{node="1"} 1' in body
         assert http_get(admin, "/nope")[0] == 404
         assert os.path.exists(c.members[1].log_path)
+
+
+def test_ports_are_below_the_ephemeral_range() -> None:
+    from haperf.kv.localcluster import _ephemeral_range
+
+    low, _ = _ephemeral_range()
+    with fake_cluster(5) as c:
+        ports = [
+            int(a.rsplit(":", 1)[1]) for m in c.members.values() for a in (m.raft, m.resp, m.admin)
+        ]
+    assert len(set(ports)) == 15
+    if low > 10_000 + 15:
+        assert all(p < low for p in ports)

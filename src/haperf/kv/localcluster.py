@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -55,6 +56,9 @@ STATUS_TIMEOUT_S = 1.0
 STOP_TIMEOUT_S = 5.0
 LOG_TAIL_BYTES = 2000
 PORT_PICK_ATTEMPTS_MAX = 20
+PORT_MIN = 10_000
+PORT_SPAN = 20_000
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 CLUSTER_FILE_NAME = "cluster.json"
 
 DialHook = Callable[[int, int], "str | None"]
@@ -147,14 +151,41 @@ def read_cluster_file(path: str | Path) -> dict[int, dict[str, str]]:
     return members
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path(EPHEMERAL_RANGE_FILE).read_text().split())
+    except (OSError, ValueError):
+        return 49152, 65535  # the IANA dynamic range, what other systems use
+    return low, high
+
+
 def _free_ports(host: str, count: int) -> list[int]:
-    """`count` distinct ports free on `host` now (all held open together while picking)."""
+    """`count` distinct ports free on `host` now, below the kernel's ephemeral range.
+
+    Below it, because a member keeps its ports across restarts: while it is down, its peers'
+    outgoing connections (and anyone else's) draw local ports from the ephemeral range and
+    could take one of its ports, so its restart would fail to bind. All candidates are held
+    open together while picking, so the picks are distinct.
+    """
+    low, _ = _ephemeral_range()
+    first = max(PORT_MIN, low - PORT_SPAN)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count * PORT_PICK_ATTEMPTS_MAX):
+            if len(sockets) == count:
+                break
+            # No room below the ephemeral range: let the kernel choose (port 0).
+            port = 0 if first >= low else rng.randrange(first, low)
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((host, port))
+            except OSError:
+                s.close()
+                continue
             sockets.append(s)
-            s.bind((host, 0))
+        if len(sockets) < count:
+            raise LocalClusterError(f"could not find {count} free ports on {host}")
         return [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
