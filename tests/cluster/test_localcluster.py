@@ -212,3 +212,17 @@ def test_ports_are_below_the_ephemeral_range() -> None:
     assert len(set(ports)) == 15
     if low > 10_000 + 15:
         assert all(p < low for p in ports)
+
+
+def test_a_cluster_dropped_without_close_stops_its_children() -> None:
+    import gc
+
+    c = fake_cluster(2)
+    c.start()
+    c.wait_ready(WAIT_S)
+    pids = [c.pid(i) for i in c.ids]
+    base = c.base_dir
+    del c
+    gc.collect()
+    assert all(p is not None and not _exists(p) for p in pids)
+    assert "node 1: SIGTERM, stopping" in (base / "node-1.log").read_text()

@@ -11,14 +11,13 @@ and `kv` find a running cluster, and small helpers to read the nodes' admin endp
 
 Invariants: it only ever signals processes it started itself (by their Popen handle, never by
 name or process group); every wait is bounded by a timeout and raises LocalClusterError (naming
-the node and its log file) when it runs out or a child exits early; an atexit guard stops every
+the node and its log file) when it runs out or a child exits early; an exit guard stops every
 child of every open cluster, and each child also stops by itself when this process dies
 (HAPERF_PARENT_PID, watched by KVService), so no child outlives its parent.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import http.client
 import os
@@ -54,6 +53,7 @@ PARENT_PID_ENV = "HAPERF_PARENT_PID"
 POLL_INTERVAL_S = 0.02
 STATUS_TIMEOUT_S = 1.0
 STOP_TIMEOUT_S = 5.0
+GUARD_STOP_TIMEOUT_S = 2.0
 LOG_TAIL_BYTES = 2000
 PORT_PICK_ATTEMPTS_MAX = 20
 PORT_MIN = 10_000
@@ -192,18 +192,24 @@ def _free_ports(host: str, count: int) -> list[int]:
             s.close()
 
 
-# --- the atexit guard -----------------------------------------------------------------------
-
-_OPEN: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+# --- the exit guard -------------------------------------------------------------------------
 
 
-def _stop_all_at_exit() -> None:
-    for cluster in list(_OPEN):
-        with contextlib.suppress(LocalClusterError, OSError):
-            cluster.stop(timeout_s=2.0)
-
-
-atexit.register(_stop_all_at_exit)
+def _stop_children(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """SIGCONT + SIGTERM every running child, SIGKILL what is left after `timeout_s`. Used by
+    the guard, which must not hold a reference to the cluster itself."""
+    running = [p for p in procs.values() if p.poll() is None]
+    for proc in running:
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
 
 
 class LocalCluster:
@@ -265,7 +271,8 @@ class LocalCluster:
         self._paused: set[int] = set()
         self._signalled: set[int] = set()  # members told to exit: their exit is no failure
         self._closed = False
-        _OPEN.add(self)
+        # Runs at interpreter exit (atexit) or when the cluster is garbage collected unclosed.
+        self._guard = weakref.finalize(self, _stop_children, self._procs, GUARD_STOP_TIMEOUT_S)
 
     # -- configuration --
 
@@ -453,7 +460,7 @@ class LocalCluster:
             self.stop()
         finally:
             self._closed = True
-            _OPEN.discard(self)
+            self._guard.detach()
             if self._own_base:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 
