@@ -13,6 +13,9 @@ from pathlib import Path
 from haperf._version import __version__
 from haperf.cli import bench, detect
 from haperf.cli import chaos as chaos_cli
+from haperf.cli import cluster as cluster_cmd
+from haperf.cli import kv as kv_cmd
+from haperf.cli import node as node_cmd
 from haperf.cli import sim as sim_cli
 from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
@@ -40,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     wal_cmd.add_parser(commands)
     sim_cli.add_parser(commands)
     chaos_cli.add_parser(commands)
+    node_cmd.add_parser(commands)
+    cluster_cmd.add_parser(commands)
+    kv_cmd.add_parser(commands)
     return parser
 
 
