@@ -7,7 +7,7 @@ docs/benchmarks-cluster.md for the method): idle CPU and RSS, sequential durable
 concurrent writes at several in-flight counts, linearizable reads, and leader failover after
 SIGKILL with a catch-up check of the restarted member. A system whose binary or package is
 missing is reported as not measured, never fatal. Writes `results.json` and `results.md` to
---out; --update-doc also replaces the table in docs/benchmarks-cluster.md.
+--out (default: $TMPDIR/haperf-cluster-bench); --update-doc also replaces the table in docs/benchmarks-cluster.md.
 Invariants: only processes this script started are signalled; temporary directories are removed.
 """
 
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import shlex
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated subset of etcd,pysyncobj,haperf, run in that order",
     )
     parser.add_argument("--kills", type=int, default=None, help="leader kills per system")
-    parser.add_argument("--out", type=Path, default=Path("cluster-bench-results"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "haperf-cluster-bench",
+        help="directory for results.json and results.md (default: %(default)s)",
+    )
     parser.add_argument(
         "--update-doc", action="store_true", help=f"replace the table in {DOC.relative_to(REPO)}"
     )
