@@ -7,7 +7,8 @@ docs/benchmarks-cluster.md for the method): idle CPU and RSS, sequential durable
 concurrent writes at several in-flight counts, linearizable reads, and leader failover after
 SIGKILL with a catch-up check of the restarted member. A system whose binary or package is
 missing is reported as not measured, never fatal. Writes `results.json` and `results.md` to
---out (default: $TMPDIR/haperf-cluster-bench); --update-doc also replaces the table in docs/benchmarks-cluster.md.
+--out (default: $TMPDIR/haperf-cluster-bench); --update-doc also replaces the table in
+docs/benchmarks-cluster.md.
 Invariants: only processes this script started are signalled; temporary directories are removed.
 """
 
