@@ -302,10 +302,22 @@ async def measure(
             lambda: failover_series(system, plan, attempt_timeout_s(sequential)),
         )
     finally:
+        results["pids"] = _last_pids(system)
         system.close()
         _remove_tree(workdir)
     results["plan"] = asdict(plan)
     return results
+
+
+def _last_pids(system: System) -> dict[str, int]:
+    """The members' process ids at the end of the run (so a test can check none survives)."""
+    pids: dict[str, int] = {}
+    for member in system.members:
+        with contextlib.suppress(KeyError, LookupError, TypeError, AttributeError, ValueError):
+            pid = system.pid(member)
+            if isinstance(pid, int):
+                pids[str(member)] = pid
+    return pids
 
 
 def _remove_tree(path: Path) -> None:
