@@ -274,7 +274,7 @@ def test_children_never_signal_a_process_they_did_not_start() -> None:
     foreign = subprocess.Popen(["sleep", "5"])
     try:
         with pytest.raises(ValueError, match="not started by this benchmark"):
-            procs.CHILDREN.signal(foreign, 9)  # type: ignore[arg-type]
+            procs.CHILDREN.signal(foreign, 9)
         assert foreign.poll() is None
     finally:
         foreign.kill()

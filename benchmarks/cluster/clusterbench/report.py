@@ -178,7 +178,23 @@ def notes(doc: dict[str, Any]) -> str:
         clients = sorted({r["client"] for r in concurrent.values() if "client" in r})
         if clients:
             out.append(f"  Concurrent-write clients: {', '.join(clients)}.")
+        cpu = _cpu_note(results)
+        if cpu:
+            out.append(f"  CPU while loaded, % of one core (client; each member): {cpu}.")
     return "\n".join(out)
+
+
+def _cpu_note(results: dict[str, Any]) -> str:
+    runs = [("sequential", results.get("sequential_writes"))]
+    runs += [(f"{n} in flight", r) for n, r in (results.get("concurrent_writes") or {}).items()]
+    runs += [("reads", results.get("linearizable_reads"))]
+    parts = []
+    for label, run in runs:
+        cpu = run.get("cpu") if isinstance(run, dict) else None
+        if isinstance(cpu, dict):
+            members = ", ".join(f"{v:g}" for v in cpu["members_pct"].values())
+            parts.append(f"{label}: {cpu['client_pct']:g}; {members}")
+    return " / ".join(parts)
 
 
 def _errors(results: dict[str, Any]) -> list[str]:

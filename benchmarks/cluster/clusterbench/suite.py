@@ -13,6 +13,7 @@ FAILOVER_DEADLINE_S is recorded as a timeout, never as a time.
 import asyncio
 import contextlib
 import functools
+import resource
 import tempfile
 import time
 import traceback
@@ -246,6 +247,42 @@ async def _step(results: dict[str, Any], name: str, make: Callable[[], Awaitable
     return value
 
 
+def with_cpu(system: System, make: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """`make`, with where the CPU went while it ran added to its result dict under "cpu".
+
+    client_pct: this process plus the children it waited for (redis-benchmark), in % of one
+    core; members_pct: each member process. On a 2-core machine these show whether the load
+    generator or the servers were the limit.
+    """
+
+    async def measured() -> Any:
+        pids = {m: system.pid(m) for m in system.members}
+        before_members = {m: procs.cpu_seconds(pid) for m, pid in pids.items()}
+        before_client = _client_cpu_s()
+        started = time.monotonic()
+        value = await make()
+        elapsed = time.monotonic() - started
+        if isinstance(value, dict) and elapsed > 0:
+            members = {}
+            for m, pid in pids.items():
+                with contextlib.suppress(OSError):
+                    used = procs.cpu_seconds(pid) - before_members[m]
+                    members[str(m)] = round(100 * used / elapsed, 1)
+            value["cpu"] = {
+                "client_pct": round(100 * (_client_cpu_s() - before_client) / elapsed, 1),
+                "members_pct": members,
+            }
+        return value
+
+    return measured
+
+
+def _client_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _brief(value: Any) -> str:
     if isinstance(value, dict):
         keys = ("ops_per_s", "p50_ms", "p99_ms", "median_ms", "max_ms", "not_caught_up")
@@ -280,20 +317,28 @@ async def measure(
         sequential = await _step(
             results,
             "sequential_writes",
-            lambda: system.sequential_writes(plan.sequential_s, plan.sequential_ops_max),
+            with_cpu(
+                system,
+                functools.partial(
+                    system.sequential_writes, plan.sequential_s, plan.sequential_ops_max
+                ),
+            ),
         )
         concurrent: dict[str, Any] = {}
         for n in (*plan.in_flight, *extra_in_flight):
             await _step(
                 concurrent,
                 str(n),
-                functools.partial(system.concurrent_writes, n, plan.concurrent_s),
+                with_cpu(system, functools.partial(system.concurrent_writes, n, plan.concurrent_s)),
             )
         results["concurrent_writes"] = concurrent
         await _step(
             results,
             "linearizable_reads",
-            lambda: system.linearizable_reads(plan.reads_in_flight, plan.reads_s),
+            with_cpu(
+                system,
+                functools.partial(system.linearizable_reads, plan.reads_in_flight, plan.reads_s),
+            ),
         )
         await _step(results, "extras", lambda: system.extras(plan.quick))
         await _step(
