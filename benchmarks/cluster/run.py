@@ -15,6 +15,7 @@ Invariants: only processes this script started are signalled; temporary director
 import argparse
 import asyncio
 import shlex
+import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -99,7 +100,15 @@ async def run_all(names: list[str], plan: Plan) -> dict[str, Any]:
     return systems
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM becomes SystemExit, so that every system is closed and atexit kills what is left:
+    # the members run in their own sessions and would otherwise outlive this script.
+    del frame
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_args(argv)
     plan = plan_for(args)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

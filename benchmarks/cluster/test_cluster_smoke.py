@@ -20,6 +20,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 RUN_TIMEOUT_S = 600
+TERM_GRACE_S = 30
 
 
 def _missing(name: str) -> str | None:
@@ -40,14 +41,18 @@ def _missing(name: str) -> str | None:
 
 
 def _run(name: str, out: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "run.py"), "--quick", "--systems", name, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    argv = [sys.executable, str(HERE / "run.py"), "--quick", "--systems", name, "--out", str(out)]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first: run.py then stops the members it started (SIGKILL would orphan them).
+            proc.terminate()
+            output, _ = proc.communicate(timeout=TERM_GRACE_S)
+            pytest.fail(f"run.py --quick --systems {name} took over {RUN_TIMEOUT_S} s: {output}")
+    assert proc.returncode == 0, output[-6000:]
     doc: dict[str, Any] = json.loads((out / "results.json").read_text())
     assert (out / "results.md").read_text().count("| metric |") == 1
     return doc
