@@ -356,3 +356,64 @@ def test_outbound_socket_options(kind: LoopKind) -> None:
             await b.close()
 
     run_on(kind, body)
+
+
+class _FullBacklog:
+    """A listener whose accept queue is full, so the kernel drops new SYNs: a connect to it
+    hangs until the dialer gives up (how an unreachable host looks, on 127.0.0.1)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        host, port = self.listener.getsockname()
+        self.address = f"{host}:{port}"
+        self.fillers: list[socket.socket] = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            # A non-blocking connect completes in the background (the kernel queues it).
+            s.connect_ex((host, port))
+            self.fillers.append(s)
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_hanging_connect_times_out_and_close_cancels_one_in_flight(kind: LoopKind) -> None:
+    async def body() -> None:
+        backlog = _FullBacklog()
+        await asyncio.sleep(0.05)  # let the kernel queue the fillers
+        tasks_before = asyncio.all_tasks()
+        a = await started(1, {2: backlog.address}, Collector(), connect_timeout_ns=20_000_000)
+        slow = await started(3, {2: backlog.address}, Collector(), connect_timeout_ns=10**12)
+        try:
+            await until(lambda: a.peer_stats()[2]["connect_failures"] >= 2, "two timeouts")
+            assert not a.connected(2)
+            assert slow.peer_stats()[2]["connect_failures"] == 0  # still dialing
+            assert slow._peers[2].connecting is not None
+        finally:
+            await a.close()
+            await slow.close()
+            backlog.close()
+        assert asyncio.all_tasks() == tasks_before
+
+    run_on(kind, body)
+
+
+def test_set_peer_after_close_is_ignored() -> None:
+    async def body() -> None:
+        t = await started(1, {}, Collector())
+        await t.close()
+        t.set_peer(2, "127.0.0.1:9")
+        t.remove_peer(2)
+        assert t.peers == {}
+        with pytest.raises(ConfigError):
+            t.set_peer(2, "bad")
+        with pytest.raises(TransportError, match="closed"):
+            await t.start()
+
+    run_on("asyncio", body)

@@ -50,6 +50,7 @@ from haperf._native.codec import (
     encode_many,
 )
 from haperf._native.raftmsg import Message
+from haperf._native.route import group_by_to, misrouted
 from haperf.checksum import crc32c
 from haperf.errors import CodecError, ConfigError, TransportError
 
@@ -609,16 +610,15 @@ class _Inbound(asyncio.Protocol):
         peer.bytes_received += len(data)
         if not msgs:
             return
-        sender = self.sender
-        me = self.owner.node_id
-        for m in msgs:
-            if m.frm != sender or m.to != me:
-                self._fail(
-                    f"a frame from {m.frm} to {m.to} on the connection of peer {sender} to "
-                    f"node {me}",
-                    handshake=False,
-                )
-                return
+        bad = misrouted(msgs, self.sender, self.owner.node_id)
+        if bad >= 0:
+            m = msgs[bad]
+            self._fail(
+                f"a frame from {m.frm} to {m.to} on the connection of peer {self.sender} to "
+                f"node {self.owner.node_id}",
+                handshake=False,
+            )
+            return
         peer.frames_received += len(msgs)
         self.owner.on_messages(msgs)
 
@@ -824,16 +824,15 @@ class TcpTransport:
 
     def set_peer(self, peer_id: int, address: str) -> None:
         """Add a peer, or change where this node dials it (counters are kept); dials at once
-        when started. An id equal to this node's is ignored."""
+        when started. An id equal to this node's is ignored, and so is any call after close()
+        (a membership change applied while the node stops)."""
         _check_node_id(peer_id, "peer id")
-        if self._closed:
-            raise TransportError("this TcpTransport was closed")
-        if peer_id == self.node_id:
-            return
         old = self._peers.get(peer_id)
         if old is not None and old.address == address:
             return
-        new = _Peer(self, peer_id, address)
+        new = _Peer(self, peer_id, address)  # validates the address
+        if self._closed or peer_id == self.node_id:
+            return
         if old is not None:
             for name in _Peer.__slots__:
                 if name in (
@@ -896,15 +895,8 @@ class TcpTransport:
             elif not peer.send(messages) and self.on_unreachable is not None:
                 self.on_unreachable(to)
             return
-        groups: dict[int, list[Message]] = {}
-        for m in messages:
-            group = groups.get(m.to)
-            if group is None:
-                groups[m.to] = [m]
-            else:
-                group.append(m)
         unreachable: list[int] | None = None
-        for to, msgs in groups.items():
+        for to, msgs in group_by_to(messages):
             peer = peers.get(to)
             if peer is None:
                 self._dropped_unknown += len(msgs)
