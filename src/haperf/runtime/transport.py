@@ -753,8 +753,11 @@ class TcpTransport:
         self._started = True
         loop = self._loop = asyncio.get_running_loop()
         try:
+            # reuse_address is left to asyncio: SO_REUSEADDR on POSIX (a restarted node can
+            # bind its port while old connections sit in TIME_WAIT), never on Windows, where
+            # it would let another process take the port.
             self._server = await loop.create_server(
-                lambda: _Inbound(self), self._listen_host, self._listen_port, reuse_address=True
+                lambda: _Inbound(self), self._listen_host, self._listen_port
             )
         except OSError as exc:
             raise TransportError(
