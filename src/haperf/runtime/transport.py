@@ -16,8 +16,11 @@ Handshake (little-endian, HANDSHAKE_FIXED_BYTES + len(cluster_id) + 4 bytes):
 
 Invariants:
 - send() never blocks and never awaits. Messages are grouped by destination, each group is
-  encoded into one buffer and handed to its connection with one write. Order per destination is
-  the order in the list, across calls too.
+  encoded into one buffer and handed to its connection with one write. What a peer receives
+  from this node is an in-order subsequence of what was sent to it, across calls and
+  reconnects: messages may be lost (a broken connection, a drop), never duplicated or
+  reordered (a sender writes on one connection at a time, and a receiver closes the sender's
+  older connection when a newer one completes its handshake).
 - Nothing is unbounded. A peer holds at most peer_queue_bytes_max bytes: frames queued while it
   is not connected, or the connection's write buffer while it is. Messages beyond that are
   DROPPED (counted per peer; Raft retransmits) and on_unreachable(peer) is called. Inbound: at
