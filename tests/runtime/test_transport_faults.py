@@ -417,3 +417,36 @@ def test_set_peer_after_close_is_ignored() -> None:
             await t.start()
 
     run_on("asyncio", body)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_raising_on_messages_costs_only_that_connection(kind: LoopKind) -> None:
+    async def body() -> None:
+        seen: list[int] = []
+
+        def fragile(msgs: list[Message]) -> None:
+            for m in msgs:
+                if m.commit == 13:
+                    raise RuntimeError("planted handler bug")
+                seen.append(m.commit)
+
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        b = await started(2, {}, fragile)
+        a = await started(1, {2: b.address}, Collector())
+        b.set_peer(1, a.address)
+        try:
+            await until(lambda: a.connected(2))
+            a.send([heartbeat(1, 2, 12), heartbeat(1, 2, 13)])
+            await until(lambda: a.peer_stats()[2]["disconnects"] >= 1, "the connection closed")
+            assert reported and isinstance(reported[0].get("exception"), RuntimeError)
+            await until(lambda: a.connected(2), "redialed")
+            a.send([heartbeat(1, 2, 14)])
+            await until(lambda: 14 in seen, "delivered after the reconnect")
+            assert seen[0] == 12 and 13 not in seen
+        finally:
+            await a.close()
+            await b.close()
+
+    run_on(kind, body)
