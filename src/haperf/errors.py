@@ -223,3 +223,6 @@ class RedirectError(NotLeaderError):
         self.address = address
         if address:
             self.args = (f"not the leader; the leader's RESP address is {address}: send there",)
+class LocalClusterError(HaperfError):
+    """A local cluster's child process failed to start, exited, or did not reach the awaited
+    state in time; the message names the node and its log file."""
