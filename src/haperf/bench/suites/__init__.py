@@ -20,6 +20,7 @@ SUITES = (
     "haperf.bench.suites.limits",
     "haperf.bench.suites.transport",
     "haperf.bench.suites.lincheck",
+    "haperf.bench.suites.kv",
 )
 
 _loaded = False
