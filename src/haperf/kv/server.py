@@ -661,6 +661,7 @@ IMMEDIATE = frozenset(
     }
 )
 _IMMEDIATE_ANY_CASE = IMMEDIATE | {n.lower() for n in IMMEDIATE}
+_SET_NAMES = frozenset({b"SET", b"set"})
 
 
 class _Connection(asyncio.Protocol):
@@ -801,12 +802,32 @@ class _Connection(asyncio.Protocol):
     async def _serve_batch(self, cmds: list[list[bytes]]) -> list[object]:
         server = self.server
         table = server._table
+        store = server.store
+        key_max = store.key_bytes_max
+        value_max = store.value_bytes_max
+        set_pack = c.SET_HEAD.pack
+        now = server.wall_clock_ns()  # the batch's writes share one reading of the clock
         replies: list[object] = [None] * len(cmds)
-        writes: list[tuple[int, Write]] = []
+        # The pending run of writes, as parallel lists: reply slot, command bytes, result mapper.
+        w_slots: list[int] = []
+        w_data: list[bytes] = []
+        w_maps: list[Callable[[object], object]] = []
         reads: list[tuple[int, Read]] = []
         fresh = False  # this batch's writes just applied: reads need no barrier
         for i, args in enumerate(cmds):
-            handler = table.get(args[0]) or table.get(args[0].upper())
+            name = args[0]
+            if len(args) == 3 and name in _SET_NAMES:
+                # The hot path: a plain SET, encoded inline (same bytes as commands.encode_set).
+                key, value = args[1], args[2]
+                if len(key) <= key_max and len(value) <= value_max:
+                    if reads:
+                        await self._flush_reads(reads, replies, fresh)
+                        reads = []
+                    w_slots.append(i)
+                    w_data.append(set_pack(1, 0, now, 0, len(key)) + key + value)
+                    w_maps.append(_set_reply)
+                    continue
+            handler = table.get(name) or table.get(name.upper())
             if handler is None:
                 reply = server.immediate(self, args)
                 replies[i] = _unknown(args) if reply is UNKNOWN else reply
@@ -818,35 +839,44 @@ class _Connection(asyncio.Protocol):
                 if reads:
                     await self._flush_reads(reads, replies, fresh)
                     reads = []
-                writes.append((i, op))
+                data, to_reply = op
+                w_slots.append(i)
+                w_data.append(data)
+                w_maps.append(to_reply)
             else:
-                if writes:
-                    fresh = await self._flush_writes(writes, replies)
-                    writes = []
+                if w_slots:
+                    fresh = await self._flush_writes(w_slots, w_data, w_maps, replies)
+                    w_slots, w_data, w_maps = [], [], []
                 reads.append((i, op))
-        if writes:
-            await self._flush_writes(writes, replies)
+        if w_slots:
+            await self._flush_writes(w_slots, w_data, w_maps, replies)
         if reads:
             await self._flush_reads(reads, replies, fresh)
         return replies
 
-    async def _flush_writes(self, writes: list[tuple[int, Write]], replies: list[object]) -> bool:
+    async def _flush_writes(
+        self,
+        slots: list[int],
+        data: list[bytes],
+        maps: list[Callable[[object], object]],
+        replies: list[object],
+    ) -> bool:
         server = self.server
-        server.counters["writes"] += len(writes)
+        server.counters["writes"] += len(slots)
         node = server.node
         if not node.is_leader:
             reply = server.redirect()
-            for i, _ in writes:
+            for i in slots:
                 replies[i] = reply
             return False
         try:
-            results = await node.propose_many([w[0] for _, w in writes])
+            results = await node.propose_many(data)
         except _NODE_ERRORS as err:
             reply = server.failure(err)
-            for i, _ in writes:
+            for i in slots:
                 replies[i] = reply
             return False
-        for (i, (_, to_reply)), result in zip(writes, results, strict=True):
+        for i, to_reply, result in zip(slots, maps, results, strict=True):
             replies[i] = to_reply(result)
         return True
 

@@ -95,7 +95,7 @@ def _encode_commands() -> Op:
 def _redis_py_pack() -> Op:
     from redis.connection import Connection  # type: ignore[import-not-found,unused-ignore]
 
-    conn = Connection()
+    conn = Connection()  # type: ignore[no-untyped-call,unused-ignore]
     return Op(conn.pack_commands, (_set_requests(),), ops_per_call=BATCH)
 
 
