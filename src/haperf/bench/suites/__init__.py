@@ -14,6 +14,7 @@ SUITES = (
     "haperf.bench.suites.raftnode",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.wal",
+    "haperf.bench.suites.raftstorage",
     "haperf.bench.suites.phi",
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
