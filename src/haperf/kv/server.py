@@ -25,6 +25,7 @@ resynchronised gets `-ERR Protocol error: ...` and is closed.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
@@ -43,6 +44,8 @@ from haperf.errors import (
 from haperf.kv import commands as c
 from haperf.kv.resp import ErrorReply, RequestParser, encode_replies, encode_reply
 from haperf.kv.store import KVStore
+
+log = logging.getLogger("haperf.kv.server")
 
 CLIENTS_MAX = 10_000
 # Most keys one KEYS reply lists (the store scans everything; this bounds the reply).
@@ -283,7 +286,10 @@ class RespServer:
                 f"raft_last_index:{status.get('last_index', 0)}",
             ],
             b"stats": ["# Stats"] + [f"kv_{k}:{v}" for k, v in self.counters.items()],
-            b"keyspace": ["# Keyspace", f"db0:keys={len(self.store)},expires=0,avg_ttl=0"],
+            b"keyspace": [
+                "# Keyspace",
+                f"db0:keys={len(self.store)},expires={len(self.store._expires)},avg_ttl=0",
+            ],
         }
         if section is not None and section.lower() not in (b"all", b"default", b"everything"):
             lines = sections.get(section.lower(), [])
@@ -764,7 +770,12 @@ class _Connection(asyncio.Protocol):
         server.counters["batches"] += 1
         # Fast path: a batch with nothing to propose or read is answered right here.
         if all(args[0] in _IMMEDIATE_ANY_CASE for args in cmds):
-            self._write([server.immediate(self, args) for args in cmds])  # all known names
+            replies = []
+            for args in cmds:  # all known names
+                replies.append(server.immediate(self, args))
+                if self.quit:
+                    break
+            self._write(replies)
             if self.parser.error is not None:
                 self._protocol_error(self.parser.error)
             return
@@ -785,7 +796,12 @@ class _Connection(asyncio.Protocol):
             while cmds:
                 batch = cmds[:BATCH_COMMANDS_MAX]
                 cmds = cmds[BATCH_COMMANDS_MAX:]
-                replies = await self._serve_batch(batch)
+                try:
+                    replies = await self._serve_batch(batch)
+                except Exception:  # a bug must cost this connection, not the server
+                    log.exception("kv server: serving a batch failed; closing the connection")
+                    self.abort()
+                    return
                 self._write(replies)
                 if self.transport is None or self.transport.is_closing():
                     return
@@ -831,6 +847,10 @@ class _Connection(asyncio.Protocol):
             if handler is None:
                 reply = server.immediate(self, args)
                 replies[i] = _unknown(args) if reply is UNKNOWN else reply
+                if self.quit:
+                    # Nothing after QUIT is served (as Redis): answer what came before, then close.
+                    del replies[i + 1 :]
+                    break
                 continue
             kind, op = handler(args)
             if kind == "i":
