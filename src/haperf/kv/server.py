@@ -12,9 +12,10 @@ How a request batch is served (everything one read from the socket completed):
   answered in place. Reads right after this batch's own writes were applied need no barrier:
   those writes committed after the reads arrived, so everything acknowledged before is applied.
 - the replies of the whole batch go out in one write, in request order.
-- while a batch is being served the connection stops reading (pause_reading), and it stops
-  while the socket's write buffer is above its high-water mark, so nothing buffers without
-  bound: a connection holds at most one batch of requests and its replies.
+- while a batch is being served, requests that arrive are queued and the connection stops
+  reading (pause_reading) until the batch is answered; it also stops while the socket's write
+  buffer is above its high-water mark. So nothing buffers without bound: a connection holds at
+  most the batch being served, one more read's worth of requests, and their replies.
 
 Error replies (see docs/kv.md): `-MOVED 0 host:port` (this node is not the leader; the address
 is the leader's RESP address: redis-py raises MovedError with .host/.port, `redis-cli -c`
@@ -779,8 +780,9 @@ class _Connection(asyncio.Protocol):
             if self.parser.error is not None:
                 self._protocol_error(self.parser.error)
             return
+        # Reading stays on (pausing and resuming costs two epoll calls per request); if more
+        # requests arrive while this batch is served, data_received queues them and pauses.
         self.busy = True
-        self._pause()
         asyncio.get_running_loop().create_task(self._serve(cmds))
 
     def _write(self, replies: list[object]) -> None:
