@@ -12,10 +12,12 @@ out; bad input is returned as an error instance, never raised.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 import heapq
 
-from haperf.errors import KVCommandError, KVValueError
+from haperf.errors import KVCommandError, KVSnapshotError, KVValueError
 
 _heappush = heapq.heappush
 _heappop = heapq.heappop
@@ -35,6 +37,54 @@ cdef inline uint64_t _u64(const unsigned char* p) noexcept:
 cdef inline uint32_t _u32(const unsigned char* p) noexcept:
     return (<uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
             | (<uint32_t>p[3] << 24))
+
+
+cdef inline void _put_u32(unsigned char* p, uint32_t v) noexcept:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+    p[2] = (v >> 16) & 0xFF
+    p[3] = (v >> 24) & 0xFF
+
+
+cdef inline void _put_u64(unsigned char* p, uint64_t v) noexcept:
+    _put_u32(p, <uint32_t>(v & 0xFFFFFFFF))
+    _put_u32(p + 4, <uint32_t>(v >> 32))
+
+
+def parse_records(bytes buf, Py_ssize_t pos, Py_ssize_t count, Py_ssize_t first_record,
+                  Py_ssize_t key_bytes_max, Py_ssize_t value_bytes_max, dict data,
+                  dict expires):
+    """Decode up to `count` snapshot records (u32 key_len, u32 value_len, u64 expire_at_ns, key,
+    value) from buf[pos:] into `data`/`expires`; stop before an incomplete record.
+
+    Returns (position after the last whole record, records decoded). KVSnapshotError for a
+    length above the limits or a key seen twice (record numbers start at first_record).
+    """
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef Py_ssize_t done = 0, klen, vlen
+    cdef uint64_t exp
+    cdef bytes key
+    while done < count and n - pos >= 16:
+        klen = _u32(p + pos)
+        vlen = _u32(p + pos + 4)
+        exp = _u64(p + pos + 8)
+        if klen > key_bytes_max or vlen > value_bytes_max:
+            raise KVSnapshotError(
+                f"kv snapshot record {first_record + done} has key {klen} B / value {vlen} B, "
+                "above this store's limits: corrupted or a store with other limits"
+            )
+        if n - pos - 16 < klen + vlen:
+            break
+        key = PyBytes_FromStringAndSize(<const char*>p + pos + 16, klen)
+        if key in data:
+            raise KVSnapshotError(f"kv snapshot names key {key!r} twice: corrupted")
+        data[key] = PyBytes_FromStringAndSize(<const char*>p + pos + 16 + klen, vlen)
+        if exp:
+            expires[key] = exp
+        pos += 16 + klen + vlen
+        done += 1
+    return pos, done
 
 
 cdef object _bad(str message):
@@ -68,6 +118,47 @@ cdef class KVCore:
         self.applied_index = 0
         self.key_bytes_max = key_bytes_max
         self.value_bytes_max = value_bytes_max
+
+    def snapshot_records(self, Py_ssize_t chunk_bytes):
+        """Every key as a snapshot record (see parse_records), in chunks of at least
+        chunk_bytes (the last may be shorter); the records section of KVStore's snapshot."""
+        cdef list out = []
+        cdef Py_ssize_t cap = chunk_bytes + 4096, pos = 0, klen, vlen, need
+        cdef unsigned char* buf
+        cdef unsigned char* grown
+        cdef object key, value, exp
+        cdef dict expires = self._expires
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        buf = <unsigned char*>malloc(<size_t>cap)
+        if buf == NULL:
+            raise MemoryError("kv snapshot: out of memory")
+        try:
+            for key, value in self._data.items():
+                klen = PyBytes_GET_SIZE(key)
+                vlen = PyBytes_GET_SIZE(value)
+                need = 16 + klen + vlen
+                if pos + need > cap:
+                    cap = pos + need + chunk_bytes
+                    grown = <unsigned char*>realloc(buf, <size_t>cap)
+                    if grown == NULL:
+                        raise MemoryError("kv snapshot: out of memory")
+                    buf = grown
+                exp = expires.get(key) if expires else None
+                _put_u32(buf + pos, <uint32_t>klen)
+                _put_u32(buf + pos + 4, <uint32_t>vlen)
+                _put_u64(buf + pos + 8, 0 if exp is None else <uint64_t>exp)
+                memcpy(buf + pos + 16, PyBytes_AS_STRING(key), <size_t>klen)
+                memcpy(buf + pos + 16 + klen, PyBytes_AS_STRING(value), <size_t>vlen)
+                pos += need
+                if pos >= chunk_bytes:
+                    out.append(PyBytes_FromStringAndSize(<const char*>buf, pos))
+                    pos = 0
+            if pos:
+                out.append(PyBytes_FromStringAndSize(<const char*>buf, pos))
+        finally:
+            free(buf)
+        return out
 
     def apply(self, index, data):
         """Apply one encoded command; return its result (errors are returned, not raised).

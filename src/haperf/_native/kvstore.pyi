@@ -16,3 +16,15 @@ class KVCore:
     value_bytes_max: int
     def __init__(self, key_bytes_max: int, value_bytes_max: int) -> None: ...
     def apply(self, index: int, data: bytes) -> object: ...
+    def snapshot_records(self, chunk_bytes: int) -> list[bytes]: ...
+
+def parse_records(
+    buf: bytes,
+    pos: int,
+    count: int,
+    first_record: int,
+    key_bytes_max: int,
+    value_bytes_max: int,
+    data: dict[bytes, bytes],
+    expires: dict[bytes, int],
+) -> tuple[int, int]: ...

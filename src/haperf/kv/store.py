@@ -31,6 +31,7 @@ from haperf._native.kvstore import (
     EXPIRE_HEAP_SLACK,
     EXPIRE_SWEEP_MAX,
     KVCore,
+    parse_records,
 )
 from haperf.checksum import crc32c
 from haperf.errors import ConfigError, KVCommandError, KVSnapshotError
@@ -156,29 +157,18 @@ class KVStore(KVCore):
     # ----------------------------------------------------------------- snapshots
 
     def iter_snapshot(self, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES) -> Iterator[bytes]:
-        """The snapshot as chunks of about `chunk_bytes` (consume it before the next apply)."""
-        crc = 0
+        """The snapshot as chunks of about `chunk_bytes` (built at once, natively: the state
+        may change as soon as this returns)."""
         head = SNAP_HEAD.pack(
             SNAPSHOT_MAGIC, SNAPSHOT_VERSION, 0, len(self._data), self.clock_ns, self.applied_index
         )
-        parts = [head]
-        size = len(head)
-        pack = SNAP_RECORD.pack
-        expires = self._expires
-        for key, value in self._data.items():
-            parts.append(pack(len(key), len(value), expires.get(key, 0)))
-            parts.append(key)
-            parts.append(value)
-            size += 16 + len(key) + len(value)
-            if size >= chunk_bytes:
-                chunk = b"".join(parts)
-                crc = crc32c(chunk, crc)
-                yield chunk
-                parts = []
-                size = 0
-        body = b"".join(parts) + SNAP_TAIL.pack(SNAPSHOT_END, len(self._data), 0)[:12]
-        crc = crc32c(body, crc)
-        yield body + crc.to_bytes(4, "little")
+        chunks = self.snapshot_records(chunk_bytes)
+        crc = crc32c(head)
+        for chunk in chunks:
+            crc = crc32c(chunk, crc)
+        tail = SNAP_TAIL.pack(SNAPSHOT_END, len(self._data), 0)[:12]
+        crc = crc32c(tail, crc)
+        return iter([head, *chunks, tail + crc.to_bytes(4, "little")])
 
     def snapshot(self) -> bytes:
         """The whole state as one versioned, checksummed byte string (see docs/kv.md)."""
@@ -204,12 +194,12 @@ class KVStore(KVCore):
 
 
 class _SnapshotReader:
-    """Incremental snapshot parser: records are decoded as soon as their bytes have arrived."""
+    """Incremental snapshot parser: records are decoded (natively) as soon as they arrived."""
 
     def __init__(self, key_bytes_max: int, value_bytes_max: int) -> None:
         self.key_bytes_max = key_bytes_max
         self.value_bytes_max = value_bytes_max
-        self.buf = bytearray()
+        self.buf = b""
         self.crc = 0
         self.head: tuple[int, int, int] | None = None
         self.data: dict[bytes, bytes] = {}
@@ -217,21 +207,17 @@ class _SnapshotReader:
         self.records = 0
         self.offset = 0  # bytes consumed (and checksummed) so far
 
-    def _consume(self, n: int) -> bytes:
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        self.crc = crc32c(out, self.crc)
+    def _consumed(self, n: int) -> None:
+        self.crc = crc32c(memoryview(self.buf)[:n], self.crc)
+        self.buf = self.buf[n:]
         self.offset += n
-        return out
 
     def feed(self, chunk: bytes) -> None:
-        self.buf += chunk
+        self.buf = self.buf + bytes(chunk) if self.buf else bytes(chunk)
         if self.head is None:
             if len(self.buf) < SNAP_HEAD.size:
                 return
-            magic, version, flags, count, clock, applied = SNAP_HEAD.unpack(
-                self._consume(SNAP_HEAD.size)
-            )
+            magic, version, flags, count, clock, applied = SNAP_HEAD.unpack_from(self.buf)
             if magic != SNAPSHOT_MAGIC:
                 raise KVSnapshotError(f"not a haperf kv snapshot (magic {magic!r})")
             if version != SNAPSHOT_VERSION or flags != 0:
@@ -239,27 +225,22 @@ class _SnapshotReader:
                     f"kv snapshot version {version} flags {flags:#x}; this build reads version "
                     f"{SNAPSHOT_VERSION}: upgrade haperf on this node"
                 )
+            self._consumed(SNAP_HEAD.size)
             self.head = (count, clock, applied)
-        count = self.head[0]
-        while self.records < count and len(self.buf) >= SNAP_RECORD.size:
-            klen, vlen, exp = SNAP_RECORD.unpack_from(self.buf)
-            if klen > self.key_bytes_max or vlen > self.value_bytes_max:
-                raise KVSnapshotError(
-                    f"kv snapshot record {self.records} at offset {self.offset} has key {klen} B "
-                    f"/ value {vlen} B, above this store's limits: corrupted or a store with "
-                    "other limits"
-                )
-            need = SNAP_RECORD.size + klen + vlen
-            if len(self.buf) < need:
-                return
-            raw = self._consume(need)
-            key = raw[16 : 16 + klen]
-            if key in self.data:
-                raise KVSnapshotError(f"kv snapshot names key {key!r} twice: corrupted")
-            self.data[key] = raw[16 + klen :]
-            if exp:
-                self.expires[key] = exp
-            self.records += 1
+        left = self.head[0] - self.records
+        if left and len(self.buf) >= SNAP_RECORD.size:
+            end, done = parse_records(
+                self.buf,
+                0,
+                left,
+                self.records,
+                self.key_bytes_max,
+                self.value_bytes_max,
+                self.data,
+                self.expires,
+            )
+            self.records += done
+            self._consumed(end)
 
     def finish(self) -> tuple[dict[bytes, bytes], dict[bytes, int], int, int]:
         if self.head is None or self.records < self.head[0]:
@@ -273,7 +254,7 @@ class _SnapshotReader:
                 f"{SNAP_TAIL.size}-byte trailer: truncated or corrupted"
             )
         magic, count, crc = SNAP_TAIL.unpack(self.buf)
-        self._consume(12)
+        self._consumed(12)
         if magic != SNAPSHOT_END or count != self.head[0]:
             raise KVSnapshotError("kv snapshot trailer does not match its header: corrupted")
         if crc != self.crc:
