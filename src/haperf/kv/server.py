@@ -1,4 +1,4 @@
-"""haperf.kv.server: RespServer, the Redis-protocol (RESP2) front end of a replicated KVStore.
+"""haperf.kv.server: RespServer, the Redis-protocol front end (RESP2; RESP3 after HELLO 3).
 
 Owns the RESP command table, the per-connection protocol and the mapping of Raft outcomes to
 RESP replies. One RespServer serves one node; `node` is a haperf.raft.RaftNode (or anything with
@@ -7,8 +7,9 @@ the same propose_many/barrier/is_leader/leader_id/member_metadata/status API).
 How a request batch is served (everything one read from the socket completed):
 - commands are taken in order and grouped into runs: a run of writes is proposed together with
   one node.propose_many (one log append); a run of reads waits for one node.barrier()
-  (linearizable ReadIndex; concurrent barriers are batched by the node) and is then answered
-  from the store before the next await; commands that touch no data (PING, ECHO, INFO...) are
+  (linearizable ReadIndex; concurrent barriers are batched by the node; on a follower the
+  barrier asks the leader, so followers serve reads too) and is then answered from the store
+  before the next await; commands that touch no data (PING, ECHO, INFO...) are
   answered in place. Reads right after this batch's own writes were applied need no barrier:
   those writes committed after the reads arrived, so everything acknowledged before is applied.
 - the replies of the whole batch go out in one write, in request order.
