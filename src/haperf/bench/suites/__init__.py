@@ -11,6 +11,7 @@ SUITES = (
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.codec",
     "haperf.bench.suites.raft",
+    "haperf.bench.suites.raftnode",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.wal",
     "haperf.bench.suites.raftstorage",
@@ -18,6 +19,9 @@ SUITES = (
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
     "haperf.bench.suites.limits",
+    "haperf.bench.suites.transport",
+    "haperf.bench.suites.lincheck",
+    "haperf.bench.suites.kv",
 )
 
 _loaded = False
