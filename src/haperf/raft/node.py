@@ -31,6 +31,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -70,6 +71,7 @@ TICK_CATCH_UP_MAX = 64  # missed ticks replayed at once after a stall (>= 2 elec
 APPEND_TIMES_MAX = 4096  # (index, time) samples kept for lag_seconds
 INBOUND_MAX = 1 << 20  # messages buffered while an fsync runs (beyond: dropped, Raft resends)
 ROLE_CALLBACKS_MAX = 64
+WINDOW_WATCH_MAX = 65536  # ack="leader" entries whose loss window is being measured
 
 
 class Transport(Protocol):
@@ -208,8 +210,8 @@ class _Waiter:
         self.count = count
         self.first = 0
         self.last = 0
-        self.results: list[object] | None = [None] * count if many else None
-        self.remaining = count
+        self.results: list[object] = [None] * count
+        self.remaining = 0  # marker proposals (first and last index) not yet resolved
         self.ack = ack
         self.deadline_ns = deadline_ns
         self.appended = False
@@ -222,7 +224,7 @@ class _Waiter:
             return
         self.done = True
         if not self.future.done():
-            self.future.set_result(self.results if self.many else _single(self))
+            self.future.set_result(self.results if self.many else self.results[0])
 
     def fail(self, error: BaseException) -> None:
         if self.done:
@@ -230,11 +232,6 @@ class _Waiter:
         self.done = True
         if not self.future.done():
             self.future.set_exception(error)
-
-
-def _single(w: _Waiter) -> object:
-    r = w.results
-    return r[0] if r else None
 
 
 class _ReadWaiter:
@@ -271,11 +268,25 @@ class _Machine:
         self._user_apply = user.apply
         self.members: dict[int, tuple[str, dict[str, str]]] = {}
         self._on_member = on_member
+        # The leader's proposal waiters in index order (RaftNode._submit_proposals).
+        self.capture: collections.deque[_Waiter] = collections.deque()
 
     def apply(self, index: int, data: bytes) -> object:
         if data[0] == 0xFF and data.startswith(INTERNAL_PREFIX):
             return self._apply_internal(data)
-        return self._user_apply(index, data)
+        result = self._user_apply(index, data)
+        capture = self.capture
+        if capture:
+            # The leader's waiters in index order: keep each result in its waiter.
+            w = capture[0]
+            while index > w.last:
+                capture.popleft()
+                if not capture:
+                    return result
+                w = capture[0]
+            if index >= w.first:
+                w.results[index - w.first] = result
+        return result
 
     def _apply_internal(self, data: bytes) -> object:
         doc = json.loads(data[len(INTERNAL_PREFIX) :])
@@ -712,6 +723,8 @@ class RaftNode:
             for w in waiters:
                 self._fail_waiter(w, err)
             return
+        proposals = host.proposals
+        capture = self._machine.capture
         pos = 0
         k = 0
         while k < len(waiters):
@@ -722,20 +735,28 @@ class RaftNode:
                 k += 1
             group = waiters[start_k:k]
             try:
-                props = host.propose_batch(cmds[start_pos : start_pos + n])
+                first = node.propose_batch(cmds[start_pos : start_pos + n])
             except (ProposalDroppedError, NotLeaderError, ConfigError) as exc:
                 for w in group:
                     self._fail_waiter(w, exc)
                 pos += n
                 continue
-            j = 0
+            term = node.term
+            index = first
             for w in group:
-                w.first = props[j].index
-                w.last = w.first + w.count - 1
+                w.first = index
+                w.last = index + w.count - 1
+                index += w.count
                 w.appended = True
-                for p in props[j : j + w.count]:
-                    p.waiter = w
-                j += w.count
+                # Results are captured as entries apply (_Machine.capture); only the first
+                # and the last index are tracked by the host, to learn by their terms whether
+                # the whole batch is ours (Log Matching: same index and term, same prefix).
+                proposals[w.first] = Proposal(w.first, term, waiter=w)
+                w.remaining = 1
+                if w.last != w.first:
+                    proposals[w.last] = Proposal(w.last, term, waiter=w)
+                    w.remaining = 2
+                capture.append(w)
                 if w.ack == "leader":
                     self._leader_acks.append(w)
             pos += n
@@ -764,12 +785,19 @@ class RaftNode:
         if w.done:
             return
         if p.error is not None:
-            self._fail_waiter(w, p.error)
+            if p.index == w.last and w.last != w.first and w.remaining == 1:
+                # The first entry was ours and applied, the last was overwritten: a prefix of
+                # the batch applied (a leader change in between).
+                self._fail_waiter(
+                    w,
+                    CommitUnknownError(
+                        f"only part of the batch at {w.first}..{w.last} applied before a leader "
+                        "change; read to find out which commands did"
+                    ),
+                )
+            else:
+                self._fail_waiter(w, p.error)
             return
-        if w.results is not None:
-            w.results[p.index - w.first] = p.result
-        else:
-            w.results = [p.result]
         w.remaining -= 1
         if w.remaining == 0:
             if w.ack == "all":
@@ -1068,7 +1096,10 @@ class RaftNode:
         self._check_deadlines()
         if self._all_acks:
             self._release_all_acks()
-        self._kick()
+        node = self._node
+        # Idle ticks stay cheap: a flush only when the tick made work (heartbeat, election...).
+        if node is not None and not self._syncing and node.has_ready():
+            self._flush()
 
     def _catch_up_ticks(self) -> None:
         """Tick the core once per elapsed tick_ns on a fixed grid (bounded catch-up)."""
@@ -1204,17 +1235,19 @@ class RaftNode:
                 del self._append_ns[:APPEND_TIMES_MAX]
             # ack="leader": acknowledged once the leader's own fsync covers the entry.
             acks = self._leader_acks
+            mono = time.monotonic_ns()
             while acks and acks[0].last <= last:
                 w = acks.popleft()
                 if not w.done:
-                    w.acked_ns = now
+                    w.acked_ns = mono
                     self.counters["ack_leader"] += 1
                     self._finish_waiter(w)
                     self._track_leader_window(w)
 
     def _track_leader_window(self, w: _Waiter) -> None:
         # Remember the acknowledged-but-uncommitted window, closed when the entry commits.
-        self._window_watch.append(w)
+        if len(self._window_watch) < WINDOW_WATCH_MAX:
+            self._window_watch.append(w)
 
     def _may_send_early(self, rd: Ready) -> bool:
         """Thesis 10.2.1: a leader may send its appends before its own fsync. Only when nothing
@@ -1231,7 +1264,7 @@ class RaftNode:
     def _after_ready(self, rd: Ready) -> None:
         if rd.committed_entries and self._window_watch:
             commit_last = rd.committed_entries[-1].index
-            now = self._now_ns()
+            now = time.monotonic_ns()  # the loop clock may tick in milliseconds (uvloop)
             watch = self._window_watch
             while watch and watch[0].last <= commit_last:
                 w = watch.popleft()
@@ -1319,6 +1352,8 @@ class RaftNode:
             elif isinstance(w, _Internal):
                 w.fail(err_unknown)
         host.proposals.clear()
+        self._machine.capture.clear()
+        self._window_watch.clear()
         for queue_ in (self._all_acks, self._leader_acks):
             for w in queue_:
                 self._fail_waiter(w, err_unknown)
