@@ -267,3 +267,25 @@ def test_unsafe_local_reads_is_a_planted_bug_that_reads_stale_data() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_lease_reads_serve_on_the_leader_and_expire_when_isolated() -> None:
+    """Thesis 6.4.1: with lease_read the leader answers from its lease; an isolated leader's
+    lease runs out (its ticks keep counting) and it stops answering."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop(), lease_read=True)
+        await c.start_all()
+        lead = await c.wait_leader()
+        await c.nodes[lead].propose(b"x=1")
+        assert await c.nodes[lead].read("x") == "1"
+        c.net.isolate(lead, c.members)
+        new = await c.wait_leader(exclude=[lead])
+        await c.nodes[new].propose(b"x=2")
+        with pytest.raises((ProposalDroppedError, NotLeaderError)):
+            await c.nodes[lead].read("x", timeout_ns=2_000_000_000)
+        assert await c.nodes[new].read("x") == "2"
+        c.net.heal()
+        await c.stop_all()
+
+    run(body)

@@ -99,3 +99,59 @@ def test_embedded_node_from_several_threads(tmp_path: Path) -> None:
         assert node.status()["applied"] >= 80
         assert len(kv.data) == 80
     node.stop()  # idempotent after the context manager stopped it
+
+
+def test_snapshot_over_tcp_and_restart_from_a_disk_snapshot(tmp_path: Path) -> None:
+    """Thesis 5: a follower down while the leader compacted gets the snapshot over TCP; a node
+    restarted from a data dir holding a snapshot restores it and replays the log after it."""
+
+    async def body() -> None:
+        ports = free_ports(3)
+        members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports)}
+        kvs: dict[int, KV] = {}
+        nodes: dict[int, RaftNode] = {}
+
+        async def start(i: int) -> RaftNode:
+            kvs[i] = KV()
+            cfg = NodeConfig(
+                i, members, data_dir=str(tmp_path / f"n{i}"), seed=i, snapshot_entries=25
+            )
+            nodes[i] = RaftNode(cfg, kvs[i])
+            await nodes[i].start()
+            return nodes[i]
+
+        for i in members:
+            await start(i)
+        try:
+            lead = await nodes[1].wait_leader(20_000_000_000)
+            await _wait(lambda: nodes[lead].is_leader)
+            f = next(i for i in nodes if i != lead)
+            await nodes.pop(f).stop()
+            for k in range(80):
+                await nodes[lead].propose(f"k{k}={k}".encode())
+            assert nodes[lead].status()["snapshot_index"] > 0
+            lagging = await start(f)
+            commit = nodes[lead].status()["commit"]
+            await _wait(lambda: lagging.status()["applied"] >= commit)
+            assert lagging.status()["counters"]["snapshots_installed"] >= 1
+            assert kvs[f].data == kvs[lead].data
+            # Restart the leader itself from its own snapshot + log.
+            await nodes.pop(lead).stop()
+            again = await start(lead)
+            assert again.status()["snapshot_index"] > 0
+            assert kvs[lead].data.get("k10") == "10"  # restored before any new leader
+            await _wait(lambda: any(n.is_leader for n in nodes.values()))
+            new = next(i for i, n in nodes.items() if n.is_leader)
+            await nodes[new].propose(b"last=1")
+            commit = nodes[new].status()["commit"]
+            await _wait(lambda: all(n.status()["applied"] >= commit for n in nodes.values()))
+            assert kvs[1].data == kvs[2].data == kvs[3].data
+        finally:
+            for n in nodes.values():
+                await n.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()
