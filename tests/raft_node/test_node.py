@@ -289,3 +289,25 @@ def test_lease_reads_serve_on_the_leader_and_expire_when_isolated() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_concurrent_reads_share_one_read_index_round() -> None:
+    """Thesis 6.4: one confirmed heartbeat round serves every read registered before it."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        await c.start_all()
+        lead = await c.wait_leader()
+        node = c.nodes[lead]
+        await node.propose(b"r=1")
+        before = node.status()["counters"]["read_rounds"]
+        values = await asyncio.gather(*(node.read("r") for _ in range(100)))
+        assert values == ["1"] * 100
+        assert node.status()["counters"]["read_rounds"] - before == 1
+        seen: list[tuple[str, int]] = []
+        node.on_role_change(lambda role, leader: seen.append((role, leader)))
+        await node.transfer_leadership(next(i for i in c.nodes if i != lead))
+        assert seen and seen[-1][0] == "follower"
+        await c.stop_all()
+
+    run(body)

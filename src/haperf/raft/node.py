@@ -440,6 +440,7 @@ class RaftNode:
                 "proposals",
                 "proposals_failed",
                 "reads",
+                "read_rounds",
                 "readys",
                 "syncs",
                 "early_sends",
@@ -854,6 +855,7 @@ class RaftNode:
         assert host is not None
         reads = self._buf_reads
         self._buf_reads = []
+        self.counters["read_rounds"] += 1
         try:
             host.read(None, waiter=reads)
         except (NotLeaderError, ProposalDroppedError, ConfigError) as exc:
