@@ -6,6 +6,7 @@ its legitimate peer. Runs on uvloop and on asyncio's own loop; 127.0.0.1 only, b
 """
 
 import asyncio
+import random
 import socket
 import struct
 from collections.abc import Callable
@@ -235,6 +236,8 @@ BAD_OPTIONS: list[tuple[str, Any]] = [
     ("handshake_timeout_ns", 1.5),
     ("inbound_connections_max", 0),
     ("on_unreachable", 3),
+    ("tcp_user_timeout_ns", 999_999),
+    ("tcp_user_timeout_ns", -1),
 ]
 
 
@@ -283,3 +286,167 @@ def test_set_peer_rejects_bad_ids_and_addresses_and_ignores_self() -> None:
         t.set_peer(3, "no-port")
     with pytest.raises(TransportError, match="not started"):
         _ = t.address
+
+
+def test_backoff_doubles_within_bounds_with_jitter() -> None:
+    low, high = 10_000_000, 80_000_000
+    delays: dict[int, set[float]] = {}
+    for seed in range(20):
+        t = TcpTransport(
+            1,
+            "127.0.0.1:0",
+            {2: "127.0.0.1:9"},
+            Collector(),
+            rng=random.Random(seed),
+            reconnect_delay_min_ns=low,
+            reconnect_delay_max_ns=high,
+        )
+        peer = t._peers[2]
+        for attempt in range(12):
+            peer.attempt = attempt
+            delay_ns = peer.backoff_s() * 1e9
+            cap = min(high, low << attempt)
+            assert max(low, cap // 2) - 1 <= delay_ns <= cap + 1, (attempt, delay_ns)
+            delays.setdefault(attempt, set()).add(round(delay_ns))
+    assert delays[0] == {low}
+    assert len(delays[3]) > 1 and len(delays[11]) > 1  # jittered, also at the cap
+    assert max(delays[11]) <= high
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_peer_that_keeps_refusing_us_is_redialed_with_growing_backoff(kind: LoopKind) -> None:
+    async def body() -> None:
+        b = await started(2, {1: "127.0.0.1:1"}, Collector(), cluster_id=b"other")
+        a = await started(
+            1,
+            {2: b.address},
+            Collector(),
+            reconnect_delay_min_ns=1_000_000,
+            reconnect_delay_max_ns=1_000_000_000,
+        )
+        try:
+            await until(lambda: b.stats()["handshake_failures"] >= 4, "four refusals")
+            await until(lambda: a.peer_stats()[2]["disconnects"] >= 4)
+            # Every connection died young: the backoff was never reset.
+            assert a._peers[2].attempt >= 3
+            assert b.peer_stats()[1]["handshake_failures"] >= 4
+        finally:
+            await a.close()
+            await b.close()
+
+    run_on(kind, body)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_outbound_socket_options(kind: LoopKind) -> None:
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+
+    async def body() -> None:
+        (a, b), _ = await mesh(2, tcp_user_timeout_ns=7_000_000_000)
+        try:
+            await until(lambda: a.connected(2))
+            proto = a._peers[2].proto
+            assert proto is not None
+            sock = proto.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            if option is not None:
+                assert sock.getsockopt(socket.IPPROTO_TCP, option) == 7000
+        finally:
+            await a.close()
+            await b.close()
+
+    run_on(kind, body)
+
+
+class _FullBacklog:
+    """A listener whose accept queue is full, so the kernel drops new SYNs: a connect to it
+    hangs until the dialer gives up (how an unreachable host looks, on 127.0.0.1)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        host, port = self.listener.getsockname()
+        self.address = f"{host}:{port}"
+        self.fillers: list[socket.socket] = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            # A non-blocking connect completes in the background (the kernel queues it).
+            s.connect_ex((host, port))
+            self.fillers.append(s)
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_hanging_connect_times_out_and_close_cancels_one_in_flight(kind: LoopKind) -> None:
+    async def body() -> None:
+        backlog = _FullBacklog()
+        await asyncio.sleep(0.05)  # let the kernel queue the fillers
+        tasks_before = asyncio.all_tasks()
+        a = await started(1, {2: backlog.address}, Collector(), connect_timeout_ns=20_000_000)
+        slow = await started(3, {2: backlog.address}, Collector(), connect_timeout_ns=10**12)
+        try:
+            await until(lambda: a.peer_stats()[2]["connect_failures"] >= 2, "two timeouts")
+            assert not a.connected(2)
+            assert slow.peer_stats()[2]["connect_failures"] == 0  # still dialing
+            assert slow._peers[2].connecting is not None
+        finally:
+            await a.close()
+            await slow.close()
+            backlog.close()
+        assert asyncio.all_tasks() == tasks_before
+
+    run_on(kind, body)
+
+
+def test_set_peer_after_close_is_ignored() -> None:
+    async def body() -> None:
+        t = await started(1, {}, Collector())
+        await t.close()
+        t.set_peer(2, "127.0.0.1:9")
+        t.remove_peer(2)
+        assert t.peers == {}
+        with pytest.raises(ConfigError):
+            t.set_peer(2, "bad")
+        with pytest.raises(TransportError, match="closed"):
+            await t.start()
+
+    run_on("asyncio", body)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_raising_on_messages_costs_only_that_connection(kind: LoopKind) -> None:
+    async def body() -> None:
+        seen: list[int] = []
+
+        def fragile(msgs: list[Message]) -> None:
+            for m in msgs:
+                if m.commit == 13:
+                    raise RuntimeError("planted handler bug")
+                seen.append(m.commit)
+
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        b = await started(2, {}, fragile)
+        a = await started(1, {2: b.address}, Collector())
+        b.set_peer(1, a.address)
+        try:
+            await until(lambda: a.connected(2))
+            a.send([heartbeat(1, 2, 12), heartbeat(1, 2, 13)])
+            await until(lambda: a.peer_stats()[2]["disconnects"] >= 1, "the connection closed")
+            assert reported and isinstance(reported[0].get("exception"), RuntimeError)
+            await until(lambda: a.connected(2), "redialed")
+            a.send([heartbeat(1, 2, 14)])
+            await until(lambda: 14 in seen, "delivered after the reconnect")
+            assert seen[0] == 12 and 13 not in seen
+        finally:
+            await a.close()
+            await b.close()
+
+    run_on(kind, body)

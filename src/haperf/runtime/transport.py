@@ -16,8 +16,11 @@ Handshake (little-endian, HANDSHAKE_FIXED_BYTES + len(cluster_id) + 4 bytes):
 
 Invariants:
 - send() never blocks and never awaits. Messages are grouped by destination, each group is
-  encoded into one buffer and handed to its connection with one write. Order per destination is
-  the order in the list, across calls too.
+  encoded into one buffer and handed to its connection with one write. What a peer receives
+  from this node is an in-order subsequence of what was sent to it, across calls and
+  reconnects: messages may be lost (a broken connection, a drop), never duplicated or
+  reordered (a sender writes on one connection at a time, and a receiver closes the sender's
+  older connection when a newer one completes its handshake).
 - Nothing is unbounded. A peer holds at most peer_queue_bytes_max bytes: frames queued while it
   is not connected, or the connection's write buffer while it is. Messages beyond that are
   DROPPED (counted per peer; Raft retransmits) and on_unreachable(peer) is called. Inbound: at
@@ -48,9 +51,9 @@ from haperf._native.codec import (
     FrameReader,
     encode,
     encode_many,
-    encoded_size,
 )
 from haperf._native.raftmsg import Message
+from haperf._native.route import group_by_to, misrouted
 from haperf.checksum import crc32c
 from haperf.errors import CodecError, ConfigError, TransportError
 
@@ -76,7 +79,11 @@ RECONNECT_DELAY_MIN_NS_DEFAULT: Final = 20_000_000
 RECONNECT_DELAY_MAX_NS_DEFAULT: Final = 500_000_000
 CONNECT_TIMEOUT_NS_DEFAULT: Final = 1_000_000_000
 HANDSHAKE_TIMEOUT_NS_DEFAULT: Final = 2_000_000_000
+TCP_USER_TIMEOUT_NS_DEFAULT: Final = 30_000_000_000
 INBOUND_CONNECTIONS_MAX_DEFAULT: Final = 256
+# Repeated warnings about the same peer or sender are logged once per interval.
+WARN_INTERVAL_S: Final = 10.0
+WARN_KEYS_MAX: Final = 1024
 # Delay bounds accepted at construction: 1 us .. 1 hour.
 DELAY_NS_MIN: Final = 1_000
 DELAY_NS_MAX: Final = 3_600_000_000_000
@@ -124,10 +131,18 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
     return value
 
 
-def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+def _set_nodelay(transport: asyncio.BaseTransport, user_timeout_ns: int = 0) -> None:
+    """TCP_NODELAY on (frames go out when written), and on an outbound connection
+    TCP_USER_TIMEOUT where the platform has it (Linux): the kernel drops a connection whose
+    written bytes stay unacknowledged that long (a peer host gone without a FIN or RST), so
+    the transport notices and redials instead of waiting for the kernel's ~15 min default."""
     sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if user_timeout_ns and option is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, option, max(1, user_timeout_ns // 1_000_000))
 
 
 def _peername(transport: asyncio.BaseTransport) -> str:
@@ -194,32 +209,40 @@ class _Peer:
 
     def send(self, msgs: list[Message]) -> bool:
         """Encode and write (or queue) msgs; False when they were dropped."""
-        owner = self.owner
-        limit = owner.peer_queue_bytes_max
+        n = len(msgs)
         proto = self.proto
-        transport = None
         if proto is not None:
             if proto.paused:
-                return self._drop(len(msgs), 0)
-            transport = proto.transport
-            if transport.is_closing():
+                return self._drop(n, 0)
+            transport: asyncio.Transport | None = proto.transport
+            if transport.is_closing():  # type: ignore[union-attr]
                 # Lost but not yet reported: queue, the next connection flushes the queue.
                 transport = None
-        data = owner._encode(msgs, self.id)
+        else:
+            transport = None
+        owner = self.owner
+        data: bytes | None
+        try:
+            data = encode(msgs[0]) if n == 1 else encode_many(msgs)
+        except (CodecError, TypeError):
+            data = owner._encode_slow(msgs, self.id)
+        else:
+            if len(data) > owner.frame_bytes_max:
+                data = owner._encode_slow(msgs, self.id)
         if data is None:
             return True
         size = len(data)
         if transport is not None:
-            if transport.get_write_buffer_size() + size > limit:
-                return self._drop(len(msgs), size)
+            if transport.get_write_buffer_size() + size > owner.peer_queue_bytes_max:
+                return self._drop(n, size)
             transport.write(data)
-            self.frames_sent += len(msgs)
+            self.frames_sent += n
             self.bytes_sent += size
             return True
-        if self.stopped or self.queued_bytes + size > limit:
-            return self._drop(len(msgs), size)
+        if self.stopped or self.queued_bytes + size > owner.peer_queue_bytes_max:
+            return self._drop(n, size)
         self.queue.append(data)
-        self.queue_frames += len(msgs)
+        self.queue_frames += n
         self.queued_bytes += size
         return True
 
@@ -302,7 +325,9 @@ class _Peer:
             self.queue_frames = 0
             self.queued_bytes = 0
         proto.transport.writelines(chunks)
-        log.info("node %d: connected to peer %d at %s", owner.node_id, self.id, self.address)
+        # While backing off (a peer that keeps dropping us), connection churn logs at debug.
+        level = logging.INFO if self.attempt == 0 else logging.DEBUG
+        log.log(level, "node %d: connected to peer %d at %s", owner.node_id, self.id, self.address)
 
     def on_lost(self, exc: Exception | None) -> None:
         owner = self.owner
@@ -312,16 +337,18 @@ class _Peer:
         self.disconnects += 1
         if self.stopped or owner._closed:
             return
-        log.info(
+        # A connection that lived long was healthy: retry at once, then back off again. One
+        # that died young (a peer refusing our handshake) keeps backing off.
+        healthy = loop.time() - self.connected_at >= owner.reconnect_delay_max_ns / 1e9
+        log.log(
+            logging.INFO if healthy or self.attempt == 0 else logging.DEBUG,
             "node %d: connection to peer %d at %s lost (%s)",
             owner.node_id,
             self.id,
             self.address,
             exc or "closed by peer",
         )
-        # A connection that lived long was healthy: retry at once, then back off again. One
-        # that died young (a peer refusing our handshake) keeps backing off.
-        if loop.time() - self.connected_at >= owner.reconnect_delay_max_ns / 1e9:
+        if healthy:
             self.attempt = 0
             owner._unreachable(self.id)
             self.connect_soon(0)
@@ -389,7 +416,7 @@ class _Outbound(asyncio.Protocol):
         if peer.stopped or owner._closed or peer.proto is not None:
             self.transport.abort()
             return
-        _set_nodelay(transport)
+        _set_nodelay(transport, owner.tcp_user_timeout_ns)
         limit = owner.peer_queue_bytes_max
         self.transport.set_write_buffer_limits(high=limit, low=limit // 2)
         peer.on_connected(self)
@@ -403,7 +430,7 @@ class _Outbound(asyncio.Protocol):
             "connection this node dialed; is that address really a haperf node of this "
             "cluster? closing the connection"
         )
-        log.warning("node %d: %s", peer.owner.node_id, exc)
+        peer.owner._warn(("outbound", peer.id), f"node {peer.owner.node_id}: {exc}")
         self.transport.abort()
 
     def eof_received(self) -> bool:
@@ -455,12 +482,11 @@ class _Inbound(asyncio.Protocol):
             return
         if len(owner._inbound) > owner.inbound_connections_max:
             owner._inbound_refused += 1
-            log.warning(
-                "node %d: refusing inbound connection from %s: already %d inbound connections "
-                "(inbound_connections_max)",
-                owner.node_id,
-                _peername(transport),
-                owner.inbound_connections_max,
+            owner._warn(
+                ("refused",),
+                f"node {owner.node_id}: refusing an inbound connection from "
+                f"{_peername(transport)}: already {owner.inbound_connections_max} inbound "
+                "connections (inbound_connections_max)",
             )
             self.close()
             return
@@ -494,7 +520,9 @@ class _Inbound(asyncio.Protocol):
             f"({who}): {reason}; connection closed (check the peer's cluster id, node id and "
             "address configuration)"
         )
-        log.warning("%s", exc)
+        owner._warn(
+            ("inbound", self.sender or _peername(self.transport).rpartition(":")[0]), str(exc)
+        )
         self.close()
 
     def _read_handshake(self, data: bytes) -> bytes | None:
@@ -585,16 +613,15 @@ class _Inbound(asyncio.Protocol):
         peer.bytes_received += len(data)
         if not msgs:
             return
-        sender = self.sender
-        me = self.owner.node_id
-        for m in msgs:
-            if m.frm != sender or m.to != me:
-                self._fail(
-                    f"a frame from {m.frm} to {m.to} on the connection of peer {sender} to "
-                    f"node {me}",
-                    handshake=False,
-                )
-                return
+        bad = misrouted(msgs, self.sender, self.owner.node_id)
+        if bad >= 0:
+            m = msgs[bad]
+            self._fail(
+                f"a frame from {m.frm} to {m.to} on the connection of peer {self.sender} to "
+                f"node {self.owner.node_id}",
+                handshake=False,
+            )
+            return
         peer.frames_received += len(msgs)
         self.owner.on_messages(msgs)
 
@@ -648,6 +675,7 @@ class TcpTransport:
         connect_timeout_ns: int = CONNECT_TIMEOUT_NS_DEFAULT,
         handshake_timeout_ns: int = HANDSHAKE_TIMEOUT_NS_DEFAULT,
         inbound_connections_max: int = INBOUND_CONNECTIONS_MAX_DEFAULT,
+        tcp_user_timeout_ns: int = TCP_USER_TIMEOUT_NS_DEFAULT,
         on_unreachable: UnreachableHandler | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -684,6 +712,14 @@ class TcpTransport:
         self.inbound_connections_max = _check_int(
             inbound_connections_max, "inbound_connections_max", 1, 1 << 20
         )
+        self.tcp_user_timeout_ns = _check_int(
+            tcp_user_timeout_ns, "tcp_user_timeout_ns", 0, DELAY_NS_MAX
+        )
+        if 0 < tcp_user_timeout_ns < 1_000_000:
+            raise ConfigError(
+                f"tcp_user_timeout_ns must be 0 (the kernel's default) or >= 1 ms, "
+                f"got {tcp_user_timeout_ns}"
+            )
         self.on_messages = on_messages
         self.on_unreachable = on_unreachable
         self._rng = rng if rng is not None else random.Random()
@@ -701,6 +737,7 @@ class TcpTransport:
         self._inbound: set[_Inbound] = set()
         self._all_lost: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warned: dict[tuple[object, ...], float] = {}
         self._dropped_unknown = 0
         self._dropped_closed = 0
         self._encode_errors = 0
@@ -719,8 +756,11 @@ class TcpTransport:
         self._started = True
         loop = self._loop = asyncio.get_running_loop()
         try:
+            # reuse_address is left to asyncio: SO_REUSEADDR on POSIX (a restarted node can
+            # bind its port while old connections sit in TIME_WAIT), never on Windows, where
+            # it would let another process take the port.
             self._server = await loop.create_server(
-                lambda: _Inbound(self), self._listen_host, self._listen_port, reuse_address=True
+                lambda: _Inbound(self), self._listen_host, self._listen_port
             )
         except OSError as exc:
             raise TransportError(
@@ -790,16 +830,15 @@ class TcpTransport:
 
     def set_peer(self, peer_id: int, address: str) -> None:
         """Add a peer, or change where this node dials it (counters are kept); dials at once
-        when started. An id equal to this node's is ignored."""
+        when started. An id equal to this node's is ignored, and so is any call after close()
+        (a membership change applied while the node stops)."""
         _check_node_id(peer_id, "peer id")
-        if self._closed:
-            raise TransportError("this TcpTransport was closed")
-        if peer_id == self.node_id:
-            return
         old = self._peers.get(peer_id)
         if old is not None and old.address == address:
             return
-        new = _Peer(self, peer_id, address)
+        new = _Peer(self, peer_id, address)  # validates the address
+        if self._closed or peer_id == self.node_id:
+            return
         if old is not None:
             for name in _Peer.__slots__:
                 if name in (
@@ -848,19 +887,22 @@ class TcpTransport:
     def send(self, messages: Iterable[Message]) -> None:
         """Send messages to their `to` peers; never blocks, never awaits, never raises for a
         peer's state (dropped messages are counted and reported through on_unreachable)."""
+        if type(messages) is not list:
+            messages = list(messages)
         if self._closed:
-            self._dropped_closed += len(list(messages))
+            self._dropped_closed += len(messages)
             return
         peers = self._peers
-        groups: dict[int, list[Message]] = {}
-        for m in messages:
-            group = groups.get(m.to)
-            if group is None:
-                groups[m.to] = [m]
-            else:
-                group.append(m)
+        if len(messages) == 1:  # a single response or heartbeat: no grouping
+            to = messages[0].to
+            peer = peers.get(to)
+            if peer is None:
+                self._dropped_unknown += 1
+            elif not peer.send(messages) and self.on_unreachable is not None:
+                self.on_unreachable(to)
+            return
         unreachable: list[int] | None = None
-        for to, msgs in groups.items():
+        for to, msgs in group_by_to(messages):
             peer = peers.get(to)
             if peer is None:
                 self._dropped_unknown += len(msgs)
@@ -874,20 +916,10 @@ class TcpTransport:
             for to in unreachable:
                 self.on_unreachable(to)
 
-    def _encode(self, msgs: list[Message], peer_id: int) -> bytes | None:
-        """One buffer of frames for msgs; a message that cannot be encoded, or whose frame is
-        larger than frame_bytes_max, is dropped and logged (the rest still go)."""
-        try:
-            data = encode(msgs[0]) if len(msgs) == 1 else encode_many(msgs)
-        except (CodecError, TypeError):
-            return self._encode_slow(msgs, peer_id)
-        if len(data) > self.frame_bytes_max and (
-            len(msgs) == 1 or any(encoded_size(m) > self.frame_bytes_max for m in msgs)
-        ):
-            return self._encode_slow(msgs, peer_id)
-        return data
-
     def _encode_slow(self, msgs: list[Message], peer_id: int) -> bytes | None:
+        """The frames of msgs one by one: one that cannot be encoded, or whose frame is larger
+        than frame_bytes_max, is dropped and logged, the rest still go (None: nothing left).
+        Only taken when the one-call encoding failed or came out above frame_bytes_max."""
         good: list[bytes] = []
         for m in msgs:
             try:
@@ -899,15 +931,29 @@ class TcpTransport:
                     )
             except (CodecError, TypeError, TransportError) as exc:
                 self._encode_errors += 1
-                log.error(
-                    "node %d: dropped a message to peer %d that cannot be sent: %s",
-                    self.node_id,
-                    peer_id,
-                    exc,
+                self._warn(
+                    ("encode", peer_id),
+                    f"node {self.node_id}: dropped a message to peer {peer_id} that cannot be "
+                    f"sent: {exc}",
+                    logging.ERROR,
                 )
                 continue
             good.append(frame)
         return b"".join(good) if good else None
+
+    def _warn(self, key: tuple[object, ...], text: str, level: int = logging.WARNING) -> None:
+        """Log `text` at `level`, but at most once per WARN_INTERVAL_S per key (one sender,
+        one peer...); repeats within the interval go to debug, so a misconfigured node that
+        redials every backoff cannot flood the log. The key table is bounded."""
+        now = self._loop.time() if self._loop is not None else 0.0
+        last = self._warned.get(key)
+        if last is not None and now - last < WARN_INTERVAL_S:
+            log.debug("%s", text)
+            return
+        if len(self._warned) >= WARN_KEYS_MAX:
+            self._warned.clear()
+        self._warned[key] = now
+        log.log(level, "%s", text)
 
     def _unreachable(self, peer_id: int) -> None:
         if self.on_unreachable is not None and not self._closed:

@@ -19,6 +19,7 @@ SUITES = (
     "haperf.bench.suites.retry",
     "haperf.bench.suites.limits",
     "haperf.bench.suites.transport",
+    "haperf.bench.suites.lincheck",
 )
 
 _loaded = False

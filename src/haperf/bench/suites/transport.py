@@ -12,6 +12,8 @@ Owns the transport group.
   2's on_messages has all of them (encode, write, kernel, read, decode, deliver), per message.
   Floor raw_loopback_100: the same bytes, pre-encoded, written by a bare asyncio Protocol and
   counted (not decoded) by another: the cost of the loop and the kernel alone.
+- loopback_append: the same for one AppendEntries of 100 x 100 B (12,166 B; GB/s shown),
+  floor raw_loopback_append.
 - rtt: one heartbeat 1 -> 2 and node 2's reply 2 -> 1 (each node sends on the connection it
   dialed), until node 1's on_messages sees the reply; extra figures: p50/p99 in us. Floor
   raw_rtt: a bare Protocol ping-pong of the same 46-byte frame over one connection.
@@ -143,23 +145,30 @@ class _Counter:
         await self.future
 
 
-def _loopback_100() -> Op:
+def _loopback(msgs: list[m.Message], ops_per_call: int) -> Op:
     loop = bench_loop()
     counter = _Counter()
     pair = _Pair(lambda ms: None, lambda ms: counter.add(len(ms)))
     loop.run_until_complete(pair.start())
-    msgs = heartbeats(BATCH)
 
     async def once() -> None:
         pair.a.send(msgs)
-        await counter.wait_for(BATCH)
+        await counter.wait_for(len(msgs))
 
     return Op(
         once,
         is_async=True,
-        ops_per_call=BATCH,
+        ops_per_call=ops_per_call,
         cleanup=lambda: loop.run_until_complete(pair.close()),
     )
+
+
+def _loopback_100() -> Op:
+    return _loopback(heartbeats(BATCH), BATCH)
+
+
+def _loopback_append() -> Op:
+    return _loopback([append(BATCH)], 1)
 
 
 class _Latencies:
@@ -251,17 +260,29 @@ def _raw_cleanup(server: asyncio.Server, transport: asyncio.Transport) -> Callab
     return lambda: bench_loop().run_until_complete(close())
 
 
-def _raw_loopback_100() -> Op:
+def _raw_loopback(wire: bytes, ops_per_call: int) -> Op:
     loop = bench_loop()
     counter = _Counter()
     server, transport = loop.run_until_complete(_raw_pair(counter, echo=False))
-    wire = codec.encode_many(heartbeats(BATCH))
 
     async def once() -> None:
         transport.write(wire)
         await counter.wait_for(len(wire))
 
-    return Op(once, is_async=True, ops_per_call=BATCH, cleanup=_raw_cleanup(server, transport))
+    return Op(
+        once, is_async=True, ops_per_call=ops_per_call, cleanup=_raw_cleanup(server, transport)
+    )
+
+
+def _raw_loopback_100() -> Op:
+    return _raw_loopback(codec.encode_many(heartbeats(BATCH)), BATCH)
+
+
+def _raw_loopback_append() -> Op:
+    return _raw_loopback(codec.encode(append(BATCH)), 1)
+
+
+APPEND_FRAME_BYTES = len(codec.encode(append(BATCH)))
 
 
 def _raw_rtt() -> Op:
@@ -303,6 +324,12 @@ register_all(
             "counted on arrival, per message",
             _raw_loopback_100,
         ),
+        _floor(
+            "transport.raw_loopback_append",
+            "bare asyncio Protocol: one AppendEntries 100 x 100 B frame over loopback TCP",
+            _raw_loopback_append,
+            bytes_per_op=APPEND_FRAME_BYTES,
+        ),
         _floor("transport.raw_rtt", "bare asyncio Protocol ping-pong of one 46 B frame", _raw_rtt),
         Benchmark(
             "transport.send_100",
@@ -330,6 +357,14 @@ register_all(
             "100 heartbeats node 1 -> node 2 over loopback TCP until delivered, per message",
             _loopback_100,
             floor="transport.raw_loopback_100",
+        ),
+        Benchmark(
+            "transport.loopback_append",
+            "transport",
+            "AppendEntries 100 x 100 B node 1 -> node 2 over loopback TCP until delivered",
+            _loopback_append,
+            floor="transport.raw_loopback_append",
+            bytes_per_op=APPEND_FRAME_BYTES,
         ),
         Benchmark(
             "transport.rtt",
