@@ -19,6 +19,7 @@ from haperf.errors import (
 )
 from haperf.raft import NodeConfig
 from haperf.raft.node import INTERNAL_PREFIX
+from haperf.raft.storage import MemoryStorage
 from tests.raft_node.harness import Cluster, run, wait_for
 
 
@@ -308,6 +309,46 @@ def test_concurrent_reads_share_one_read_index_round() -> None:
         node.on_role_change(lambda role, leader: seen.append((role, leader)))
         await node.transfer_leadership(next(i for i in c.nodes if i != lead))
         assert seen and seen[-1][0] == "follower"
+        await c.stop_all()
+
+    run(body)
+
+
+class _FailingStorage(MemoryStorage):
+    """A MemoryStorage whose sync() raises once `failing` is set (a dying disk)."""
+
+    failing = False
+
+    def sync(self) -> None:
+        if self.failing:
+            raise OSError(5, "Input/output error (test)")
+        super().sync()
+
+
+def test_fsync_error_fails_the_node_stop() -> None:
+    """An fsync error is never retried or reported as success: the node fails every waiter
+    and refuses further requests until restarted from its storage."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        c = Cluster(loop)
+        lead_storage = _FailingStorage()
+        c.storages[1] = lead_storage
+        await c.start_all()
+        await c.nodes[1].campaign()
+        assert await c.wait_leader() == 1
+        await c.nodes[1].propose(b"a=1")
+        lead_storage.failing = True
+        handled: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        with pytest.raises(CommitUnknownError):
+            await c.nodes[1].propose(b"b=1")
+        with pytest.raises(NodeStoppedError):
+            await c.nodes[1].propose(b"c=1")
+        assert c.nodes[1].status()["failed"] is not None and not c.nodes[1].is_leader
+        assert any(isinstance(h.get("exception"), OSError) for h in handled)
+        new = await c.wait_leader(exclude=[1])
+        assert await c.nodes[new].read("a") == "1"
         await c.stop_all()
 
     run(body)

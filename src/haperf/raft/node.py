@@ -468,7 +468,12 @@ class RaftNode:
 
     @property
     def is_leader(self) -> bool:
-        return self._node is not None and self._node.role == LEADER and not self._stopping
+        return (
+            self._node is not None
+            and self._node.role == LEADER
+            and not self._stopping
+            and self._failure is None
+        )
 
     @property
     def leader_id(self) -> int:
@@ -1083,7 +1088,7 @@ class RaftNode:
 
     def _on_tick(self) -> None:
         self._tick_handle = None
-        if self._stopping or self._loop is None:
+        if self._stopping or self._loop is None or self._failure is not None:
             return
         if not self._syncing:
             self._catch_up_ticks()
@@ -1124,7 +1129,17 @@ class RaftNode:
         self._flush_scheduled = False
         if self._syncing or self._stopped or self._node is None or self._failure is not None:
             return
+        try:
+            self._flush_once()
+        except BaseException as exc:
+            # Storage or state machine failure inside a Ready: fail-stop (the node must
+            # restart from its storage); the loop's exception handler logs it.
+            self._fail_stop(exc)
+            raise
+
+    def _flush_once(self) -> None:
         node = self._node
+        assert node is not None
         host = self._host
         assert host is not None
         self._catch_up_ticks()
@@ -1164,11 +1179,7 @@ class RaftNode:
                     self._storage.sync, functools.partial(self._sync_done, rd, early)
                 )
                 return
-            try:
-                self._storage.sync()
-            except BaseException as exc:
-                self._fail_stop(exc)
-                raise
+            self._storage.sync()
             self._synced(rd)
             self._finish(rd, early)
         else:
@@ -1213,8 +1224,12 @@ class RaftNode:
         if error is not None:
             self._fail_stop(error)
         else:
-            self._synced(rd)
-            self._finish(rd, early)
+            try:
+                self._synced(rd)
+                self._finish(rd, early)
+            except BaseException as exc:
+                self._fail_stop(exc)
+                raise
         waiters, self._sync_done_waiters = self._sync_done_waiters, []
         for f in waiters:
             if not f.done():
@@ -1431,8 +1446,13 @@ class RaftNode:
 
     def _fail_stop(self, error: BaseException) -> None:
         """A storage failure (fsync error) poisons the node: fail everything, stop serving."""
+        if self._failure is not None:
+            return
         log.error("node %d: storage failed, the node stops serving: %r", self.id, error)
         self._failure = error
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
         self._fail_all(NodeStoppedError(f"node {self.id} failed: {error!r}"))
 
     # ------------------------------------------------------------------ status
@@ -1496,6 +1516,7 @@ class RaftNode:
             "reads_pending": self._pending_reads,
             "peers": peers,
             "counters": dict(self.counters),
+            "failed": None if self._failure is None else repr(self._failure),
         }
 
     def _lag_seconds(self, match: int, last: int, now: int) -> float:
