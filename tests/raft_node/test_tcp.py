@@ -155,3 +155,49 @@ def test_snapshot_over_tcp_and_restart_from_a_disk_snapshot(tmp_path: Path) -> N
         loop.run_until_complete(asyncio.wait_for(body(), 120))
     finally:
         loop.close()
+
+
+def test_add_and_remove_a_voter_over_tcp(tmp_path: Path) -> None:
+    """A node added at run time is dialled by every member once its address is replicated
+    (the transport refuses senders it does not know), catches up as a learner, votes, and is
+    removed again."""
+
+    async def body() -> None:
+        ports = free_ports(4)
+        members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports[:3])}
+        addr4 = f"127.0.0.1:{ports[3]}"
+        kvs: dict[int, KV] = {}
+        nodes: dict[int, RaftNode] = {}
+        for i in members:
+            kvs[i] = KV()
+            nodes[i] = RaftNode(NodeConfig(i, members, data_dir=str(tmp_path / f"n{i}")), kvs[i])
+            await nodes[i].start()
+        try:
+            lead = await nodes[1].wait_leader(20_000_000_000)
+            await _wait(lambda: nodes[lead].is_leader)
+            for k in range(20):
+                await nodes[lead].propose(f"k{k}={k}".encode())
+            kvs[4] = KV()
+            cfg4 = NodeConfig(4, members, data_dir=str(tmp_path / "n4"), join=True, listen=addr4)
+            nodes[4] = RaftNode(cfg4, kvs[4], metadata={"resp": "r4"})
+            await nodes[4].start()
+            await nodes[lead].add_voter(4, addr4, {"resp": "r4"})
+            await nodes[lead].propose(b"with4=1")
+            commit = nodes[lead].status()["commit"]
+            await _wait(lambda: nodes[4].status()["applied"] >= commit)
+            assert kvs[4].data == kvs[lead].data
+            assert 4 in nodes[4].status()["voters"]
+            assert all(n.member_metadata(4) == {"resp": "r4"} for n in nodes.values())
+            await nodes[lead].remove(4)
+            await nodes.pop(4).stop()
+            assert await nodes[lead].propose(b"without4=1") > 0
+            assert 4 not in nodes[lead].status()["voters"]
+        finally:
+            for n in nodes.values():
+                await n.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()

@@ -224,7 +224,12 @@ class _Waiter:
             return
         self.done = True
         if not self.future.done():
-            self.future.set_result(self.results if self.many else self.results[0])
+            if self.ack == "leader":
+                # Acknowledged before apply: None for each command (the results list keeps
+                # filling in as entries apply, so it is not handed out).
+                self.future.set_result([None] * self.count if self.many else None)
+            else:
+                self.future.set_result(self.results if self.many else self.results[0])
 
     def fail(self, error: BaseException) -> None:
         if self.done:
