@@ -6,6 +6,7 @@ and the error types of stop() and timeouts. No assertion depends on wall-clock t
 """
 
 import asyncio
+import threading
 
 import pytest
 
@@ -20,7 +21,7 @@ from haperf.errors import (
 from haperf.raft import NodeConfig
 from haperf.raft.node import INTERNAL_PREFIX
 from haperf.raft.storage import MemoryStorage
-from tests.raft_node.harness import Cluster, run, wait_for
+from tests.raft_node.harness import Cluster, run, run_real_time, wait_for
 
 
 def test_config_rejects_bad_values() -> None:
@@ -352,3 +353,48 @@ def test_fsync_error_fails_the_node_stop() -> None:
         await c.stop_all()
 
     run(body)
+
+
+class _GatedStorage(MemoryStorage):
+    """A MemoryStorage whose sync() (run on the node's sync thread) waits for a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def sync(self) -> None:
+        if not self.gate.wait(30):
+            raise OSError(5, "gate never opened (test)")
+        super().sync()
+
+
+def test_proposal_timing_out_while_buffered_is_never_appended() -> None:
+    """While an fsync runs on the sync thread, proposals wait in the buffer; one that times
+    out there fails with ProposalDroppedError (definitely not applied) and is never appended."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        gated = _GatedStorage()
+        c.storages[1] = gated
+        for i in c.members:
+            extra = {"data_dir": "unused", "sync_thread": True} if i == 1 else {}
+            await c.start(i, **extra)
+        await c.nodes[1].campaign()
+        assert await c.wait_leader() == 1
+        node = c.nodes[1]
+        await node.propose(b"a=1")
+        gated.gate.clear()
+        blocked = asyncio.ensure_future(node.propose(b"b=1"))  # its fsync hangs
+        await asyncio.sleep(0.01)
+        with pytest.raises(ProposalDroppedError):
+            await node.propose(b"never=1", timeout_ns=100_000_000)
+        gated.gate.set()
+        assert await blocked > 0
+        await node.propose(b"c=1")
+        await c.wait_applied(node.status()["commit"])
+        assert all("never" not in c.machines[i].data for i in c.nodes)
+        assert all(c.machines[i].data.get("c") == "1" for i in c.nodes)
+        await c.stop_all()
+
+    run_real_time(body)  # a real sync thread: virtual time would race ahead of it

@@ -729,6 +729,16 @@ class RaftNode:
         assert host is not None and node is not None
         cmds, waiters = self._buf_cmds, self._buf_waiters
         self._buf_cmds, self._buf_waiters = [], []
+        if any(w.done for w in waiters):
+            # A waiter failed while buffered (timeout): its commands must never be appended.
+            kept_cmds: list[bytes] = []
+            pos = 0
+            for w in waiters:
+                if not w.done:
+                    kept_cmds.extend(cmds[pos : pos + w.count])
+                pos += w.count
+            cmds = kept_cmds
+            waiters = [w for w in waiters if not w.done]
         if node.role != LEADER:
             err = NotLeaderError(node.lead, self.id)
             for w in waiters:
