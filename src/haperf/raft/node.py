@@ -580,7 +580,15 @@ class RaftNode:
         host.on_done = self._on_done
         host.on_read = self._on_read
         self._host = host
-        await self._transport.start()
+        try:
+            await self._transport.start()
+        except BaseException:
+            # e.g. the listen address is taken: release the data directory (its lock) too.
+            close = getattr(self._storage, "close", None)
+            if close is not None:
+                close()
+            self._stopping = self._stopped = True
+            raise
         if cfg.sync_thread and cfg.data_dir is not None and cfg.fsync:
             self._sync_thread = _SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
         self._next_tick = loop.time() + self._tick_s
@@ -1337,7 +1345,8 @@ class RaftNode:
         floor = node.commit
         now = self._now_ns()
         window = self.config.healthy_ns or self.config.election_timeout_ns
-        for v in node.membership.voters:
+        ms = node.membership
+        for v in sorted(set(ms.voters) | set(ms.voters_outgoing)):  # both sides when joint
             if v == self.id:
                 continue
             if now - self._heard_ns.get(v, -(1 << 62)) > window:
