@@ -398,3 +398,17 @@ def test_proposal_timing_out_while_buffered_is_never_appended() -> None:
         await c.stop_all()
 
     run_real_time(body)  # a real sync thread: virtual time would race ahead of it
+
+
+def test_wait_leader_times_out_with_not_leader_error() -> None:
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        node = await c.start(1)  # alone: 1 of 3 voters can never be elected
+        with pytest.raises(NotLeaderError) as info:
+            await node.wait_leader(500_000_000)
+        assert info.value.leader_id == 0
+        with pytest.raises(NotLeaderError):
+            await node.barrier()
+        await c.stop_all()
+
+    run(body)

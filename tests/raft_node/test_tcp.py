@@ -8,7 +8,10 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
 from haperf.bench.suites.raftnode import free_ports
+from haperf.errors import ConfigError, NodeStoppedError
 from haperf.raft import NodeConfig, RaftNode
 from haperf.raft.embedded import EmbeddedRaftNode
 from haperf.runtime.loop import new_event_loop
@@ -98,7 +101,11 @@ def test_embedded_node_from_several_threads(tmp_path: Path) -> None:
         assert not errors, errors
         assert node.status()["applied"] >= 80
         assert len(kv.data) == 80
+        with pytest.raises(ConfigError):  # errors cross the thread boundary with their type
+            node.propose(b"")
     node.stop()  # idempotent after the context manager stopped it
+    with pytest.raises(NodeStoppedError):
+        node.propose(b"late=1")
 
 
 def test_snapshot_over_tcp_and_restart_from_a_disk_snapshot(tmp_path: Path) -> None:
