@@ -11,7 +11,9 @@ metadata). The ordering rules stay in haperf.raft.host; this shell only decides 
 - Persist before send, except the leader's own appends (thesis 10.2.1), which go out before its
   fsync. That is safe here because ready() and advance() alternate: a commit index leaves the
   node or reaches the state machine only through a later Ready, taken after the fsync of every
-  earlier one (see docs/raft-node.md, "Ordering").
+  earlier one, and a commit needs a follower's acknowledgement of an earlier Ready's entries.
+  When the leader alone is a quorum (one voter) that fails, so then it sends after its fsync
+  (see docs/raft-node.md, "Ordering").
 - The fsync can run on a dedicated thread (NodeConfig.sync_thread); while it runs, the loop only
   buffers (messages, proposals, reads, ticks) and never touches the core or the storage.
 - Every waiting map has a named maximum; stop() fails every waiter with the right error type.
@@ -433,6 +435,7 @@ class RaftNode:
         self._append_idx: list[int] = []
         self._append_ns: list[int] = []
         self._durable_tv = (0, 0)
+        self._durable_last = 0  # the last log index known durable on this node
         self._snap_index = 0
         self._role_callbacks: list[Callable[[str, int], None]] = []
         self._leader_futures: list[asyncio.Future[int]] = []
@@ -575,6 +578,7 @@ class RaftNode:
         )
         node = RawNode(core_cfg, seed, hard_state=hard_state, snapshot=snapshot, entries=entries)
         self._durable_tv = (hard_state.term, hard_state.vote)
+        self._durable_last = node.last_index
         self._node = node
         host = Host(node, self._storage, self._send, self._machine)
         host.on_done = self._on_done
@@ -1265,6 +1269,10 @@ class RaftNode:
         hs = rd.hard_state
         if hs is not None:
             self._durable_tv = (hs.term, hs.vote)
+        if rd.entries:
+            self._durable_last = rd.entries[-1].index
+        elif rd.snapshot is not None:
+            self._durable_last = max(self._durable_last, rd.snapshot[0].index)
         if rd.entries and self._node is not None and self._node.role == LEADER:
             last = rd.entries[-1].index
             now = self._now_ns()
@@ -1299,7 +1307,13 @@ class RaftNode:
         if node.role != LEADER:
             return False
         hs = rd.hard_state
-        return hs is None or (hs.term, hs.vote) == self._durable_tv
+        if hs is not None and (hs.term, hs.vote) != self._durable_tv:
+            return False
+        # Every commit index in these messages must already be durable here. It is whenever a
+        # quorum needs a follower (see the module docstring); it is not when this leader alone
+        # is a quorum (one voter, maybe with learners): its commit then covers the entries it is
+        # about to write, and a learner must not learn that commit before the fsync.
+        return node.commit <= self._durable_last
 
     def _after_ready(self, rd: Ready) -> None:
         if rd.committed_entries and self._window_watch:
