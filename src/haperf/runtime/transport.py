@@ -32,7 +32,8 @@ Invariants:
   that connection closed. Every other connection and the node carry on.
 - Outbound connections reconnect forever (until remove_peer or close) with exponential backoff
   and jitter between reconnect_delay_min_ns and reconnect_delay_max_ns; each attempt has
-  connect_timeout_ns.
+  connect_timeout_ns. A peer that completes a handshake on its own connection to us is up, so
+  a backoff wait for it ends at once (a restarted peer is redialed without waiting).
 - close() cancels every timer and task, closes every connection and the server, waits for their
   connection_lost, and is idempotent.
 """
@@ -356,6 +357,17 @@ class _Peer:
             owner._unreachable(self.id)
             self.schedule_reconnect()
 
+    def kick(self) -> None:
+        """The peer has just completed a handshake on a connection it dialed to us, so it is up
+        (a restarted node binds before it dials): end a backoff wait and dial it now."""
+        if self.stopped or self.owner._closed or self.proto is not None:
+            return
+        if self.timer is not None and self.connecting is None:
+            self.timer.cancel()
+            self.timer = None
+            self.attempt = 0
+            self.connect_soon(0)
+
     def stop(self) -> None:
         """Stop dialing and close the outbound connection (remove_peer, set_peer, close)."""
         self.stopped = True
@@ -588,6 +600,7 @@ class _Inbound(asyncio.Protocol):
         for old in list(peer.inbound):
             old.close()
         peer.inbound.add(self)
+        peer.kick()
         self.reader = FrameReader(owner.frame_bytes_max)
         peer.bytes_received += total
         return bytes(buf[total:])
