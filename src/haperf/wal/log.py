@@ -581,6 +581,20 @@ class WAL:
             self._sync_through(last)
         return last
 
+    def append_batch_prefixed(
+        self, prefixes: list[bytes], items: list[Buffer], index: int = 0
+    ) -> int:
+        """append_batch of the records prefixes[i] + items[i]; return the last index.
+
+        The payload of record i is the bytes prefixes[i] followed by items[i], joined in the
+        frame itself, so each item is copied once (DiskStorage writes a Raft entry as its small
+        header + its data this way). Same rules as append_batch.
+        """
+        last: int = self._fb.append_batch_prefixed(prefixes, items, index)
+        if self.sync_policy == "always":
+            self._sync_through(last)
+        return last
+
     def append_durable(self, data: Buffer, index: int = 0) -> int:
         """Append and return once the record is on disk (sharing the fdatasync with others)."""
         assigned: int = self._fb.append(data, index)
@@ -632,6 +646,14 @@ class WAL:
         """Index of the last appended record (first_index - 1 when the log is empty)."""
         next_index: int = self._fb.next_index
         return next_index - 1
+
+    @property
+    def log_bytes(self) -> int:
+        """Bytes of record frames held: in the segment files (segment headers excluded) and
+        still in the framing buffer. Approximate while other threads append."""
+        filed = sum(seg.write_pos - SEGMENT_HEADER_BYTES for seg in self._segments)
+        pending: int = self._fb.pending_bytes
+        return filed + pending
 
     @property
     def durable_index(self) -> int:
