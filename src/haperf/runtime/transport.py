@@ -26,7 +26,7 @@ Invariants:
   DROPPED (counted per peer; Raft retransmits) and on_unreachable(peer) is called. Inbound: at
   most inbound_connections_max connections, a handshake within handshake_timeout_ns and at most
   HANDSHAKE_BYTES_MAX bytes, frames of at most frame_bytes_max bytes.
-- A bad inbound connection (garbage, wrong cluster, unknown sender, a receiver id that is not
+- A bad connection (garbage, wrong cluster, unknown sender, a receiver id that is not
   this node, a codec error, a frame whose frm is not the handshake's sender or whose to is not
   this node, any byte written to an outbound connection) is a TransportError: logged, counted,
   that connection closed. Every other connection and the node carry on.
