@@ -289,3 +289,13 @@ def test_subsystem_counters_and_gauges() -> None:
     assert "# TYPE haperf_resp_redirects_total counter" in text
     assert 'haperf_kv_keys{node="1"} 3' in text and "# TYPE haperf_kv_keys gauge" in text
     check_exposition(text)
+
+
+def test_a_maximum_among_the_counters_is_a_gauge() -> None:
+    status = FakeNode().status()
+    status["counters"] = {"syncs": 4, "window_ns_max": 7}
+    text = render_metrics(status, process=False)
+    assert 'haperf_raft_syncs_total{node="1"} 4' in text
+    assert "# TYPE haperf_raft_window_ns_max gauge" in text
+    assert 'haperf_raft_window_ns_max{node="1"} 7' in text
+    check_exposition(text)

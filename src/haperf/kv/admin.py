@@ -163,7 +163,7 @@ def render_metrics(
     status: Mapping[str, Any],
     *,
     namespace: str = "haperf",
-    extra: Mapping[str, float] | None = None,
+    extra: Mapping[str, int | float] | None = None,
     subsystems: Mapping[str, Mapping[str, float]] | None = None,
     process: bool = True,
 ) -> str:
@@ -207,11 +207,14 @@ def render_metrics(
                 value = int(value)
             fam.add(name, "gauge", help_text, value, {"peer": str(peer_id)})
     for key, value in sorted((status.get("counters") or {}).items()):
-        name = f"{raft}_{_metric_key(str(key))}_total"
+        metric = _metric_key(str(key))
+        if metric.endswith(GAUGE_SUFFIXES):  # a maximum or a current level, not a count
+            fam.add(f"{raft}_{metric}", "gauge", f"Raft node figure {key}.", value)
+            continue
         fam.add(
-            name,
+            f"{raft}_{metric}_total",
             "counter",
-            COUNTER_HELP.get(_metric_key(str(key)), f"Raft node counter {key}."),
+            COUNTER_HELP.get(metric, f"Raft node counter {key}."),
             value,
         )
     admin = f"{namespace}_admin"
@@ -235,6 +238,7 @@ def render_metrics(
     return fam.render()
 
 
+GAUGE_SUFFIXES = ("_max", "_min", "_current", "_last")
 GAUGE_KEYS = frozenset({"keys", "clients", "open_connections", "bytes"})
 _ADMIN_HELP = {
     "requests_total": "HTTP requests answered by the admin endpoint.",
@@ -543,9 +547,9 @@ class AdminServer:
         if path == "/metrics":
             self.readiness.check(status)
             extra = {
-                "requests_total": float(self.requests),
-                "bad_requests_total": float(self.bad_requests),
-                "connections": float(len(self._writers)),
+                "requests_total": self.requests,
+                "bad_requests_total": self.bad_requests,
+                "connections": len(self._writers),
             }
             subsystems = self._extra_metrics() if self._extra_metrics is not None else None
             text = render_metrics(status, extra=extra, subsystems=subsystems)

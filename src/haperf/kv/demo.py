@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from haperf.errors import CommitUnknownError, HaperfError, LocalClusterError
+from haperf.kv.client import KVClient
 from haperf.kv.config import RaftOptions
 from haperf.kv.localcluster import LocalCluster
 
@@ -65,8 +65,8 @@ class Write:
     unknown: int = 0  # attempts whose outcome was unknown (then retried)
 
 
-def _client_class() -> Any:
-    return importlib.import_module("haperf.kv.client").KVClient
+def _client_class() -> type[KVClient]:
+    return KVClient
 
 
 class Writer:
