@@ -89,6 +89,8 @@ def test_metrics_exposition_format() -> None:
         assert 'haperf_raft_role{node="1",role="leader"} 1' in text
         assert 'haperf_raft_role{node="1",role="follower"} 0' in text
         assert 'haperf_raft_peer_lag_entries{node="1",peer="3"} 0' in text
+        assert 'haperf_raft_peer_heard_ago_seconds{node="1",peer="2"} 0.01' in text
+        assert 'haperf_raft_peer_learner{node="1",peer="2"} 0' in text
         assert 'haperf_raft_proposals_total{node="1"} 42' in text
         assert "# TYPE haperf_raft_proposals_total counter" in text
         assert "# TYPE haperf_raft_peer_lag_seconds gauge" in text

@@ -96,6 +96,18 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
 )
 PEER_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("peer_connected", "connected", "1 when the transport connection to the peer is up."),
+    ("peer_learner", "learner", "1 when the peer is a learner (it does not vote)."),
+    (
+        "peer_heard_ago_seconds",
+        "heard_ago_seconds",
+        "Seconds since the leader last heard from the peer (leader only).",
+    ),
+    (
+        "peer_match_rejects",
+        "match_rejects",
+        "Appends the peer rejected at or below its match index: it lost acknowledged state "
+        "(leader only; a count growing every heartbeat needs an operator, see docs/raft.md).",
+    ),
     ("peer_match_index", "match", "Highest index known replicated on the peer (leader only)."),
     ("peer_next_index", "next", "Next index the leader sends to the peer (leader only)."),
     ("peer_lag_entries", "lag_entries", "Entries the peer is behind the leader (leader only)."),
