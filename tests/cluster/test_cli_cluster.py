@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,3 +139,41 @@ def test_demo_runs_to_completion(tmp_path: Path) -> None:
     assert old != new
     assert re.search(rf"node {old} caught up", text)
     assert re.search(r"committed \d+ ms after the kill", text)
+
+
+def test_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "HAPERF_CLUSTER_FILE": str(tmp_path / "cluster.json")}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "haperf", "cluster", "up", "-n", "1", "--base-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert up.stdout is not None
+        for _ in range(100):
+            line = up.stdout.readline()
+            assert line, up.stderr.read() if up.stderr else ""
+            if "Ctrl-C stops the cluster" in line:
+                break
+        pids = _child_pids(tmp_path / "cluster.json")
+        assert len(pids) == 1
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(WAIT_S)
+    assert code == 0 and "SIGTERM: stopping 1 nodes" in (up.stdout.read() if up.stdout else "")
+    assert all(_gone(p) for p in pids)
+
+
+def test_demo_reports_a_failed_step_with_exit_1() -> None:
+    # One node: once it is SIGKILLed no new leader can come, so the failover step must fail.
+    from haperf.kv.demo import DemoConfig, run
+
+    lines: list[str] = []
+    assert run(DemoConfig(nodes=1, keys=5), out=lines.append) == 1
+    text = "\n".join(lines)
+    assert "SIGKILL node 1" in text and "FAILED: no leader agreed on" in text
+    kept = Path(re.search(r"node logs: (\S+)", text).group(1))  # type: ignore[union-attr]
+    assert (kept / "node-1.log").is_file()  # logs are kept for a failed run
+    shutil.rmtree(kept)
