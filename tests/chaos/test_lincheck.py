@@ -329,25 +329,29 @@ def test_a_read_inserted_at_a_quiet_point_is_checked(
 
 
 @st.composite
-def arbitrary_history(draw: st.DrawFn) -> list[Op]:
-    """Well-formed but otherwise random: values read need not have been written."""
+def arbitrary_history(draw: st.DrawFn, *, unique: bool = False) -> list[Op]:
+    """Well-formed but otherwise random: values read need not have been written. `unique`:
+    every write (and cas) writes a fresh value, as haperf's harness does."""
     events: list[Op] = []
     flight: dict[int, tuple[str, object]] = {}
+    fresh = iter(range(10, 10_000))
     for _ in range(draw(st.integers(1, 24))):
         p = draw(st.integers(0, 3))
         t = len(events)
         if p in flight:
             f, value = flight.pop(p)
             typ = draw(st.sampled_from(["ok", "ok", "ok", "fail", "info"]))
-            out = draw(st.one_of(st.none(), st.integers(0, 2))) if f == "read" else value
+            seen = st.sampled_from([None, 0, 1, 2, 10, 11, 12, 13])
+            out = draw(seen) if f == "read" else value
             events.append(Op(p, typ, f, "k", out if typ == "ok" or f != "read" else None, t))
         else:
             f = draw(st.sampled_from(["read", "write", "cas"]))
             value = None
             if f == "write":
-                value = draw(st.integers(0, 2))
+                value = next(fresh) if unique else draw(st.integers(0, 2))
             elif f == "cas":
-                value = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                new = next(fresh) if unique else draw(st.integers(0, 2))
+                value = (draw(st.sampled_from([None, 0, 1, 2, 10, 11, 12, 13])), new)
             flight[p] = (f, value)
             events.append(Op(p, "invoke", f, "k", value, t))
     return events
@@ -373,3 +377,43 @@ def test_native_search_matches_the_reference_step_for_step(events: list[Op], mod
         assert native.best == reference.best
         assert native.stuck == reference.stuck
         assert native.best_state == reference.best_state
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(arbitrary_history(), arbitrary_history(unique=True)),
+    st.sampled_from(["cas-register", "etcd-cas-register", "knossos-cas-register"]),
+)
+def test_bounding_info_operations_never_changes_the_verdict(events: list[Op], model: str) -> None:
+    from haperf._native.lincheck import Search
+
+    spec = MODELS[model]
+    for key, ops in partitions(pair(events), spec):
+        verdicts = []
+        for bound in (True, False):
+            problem = encode(ops, spec, key, bound_pending=bound)
+            search = Search(
+                problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial
+            )
+            verdicts.append(search.run(10**7))
+        assert verdicts[0] == verdicts[1] != VERDICT_RUNNING
+
+
+def test_info_writes_are_bounded_by_their_first_observer_or_dropped() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "info", "write", 1),      # read below: must precede it
+        (1, "invoke", "write", 2), (1, "info", "write", 2),      # never observed: dropped
+        (2, "invoke", "cas", [1, 3]), (2, "info", "cas", [1, 3]),  # 3 expected below: kept
+        (3, "invoke", "read", None), (3, "ok", "read", 1),
+        (4, "invoke", "cas", [3, 4]), (4, "info", "cas", [3, 4]),  # 4 never seen: dropped
+    )  # fmt: skip
+    spec = MODELS["cas-register"]
+    problem = encode(pair(history), spec, "k")
+    assert [(op.f, op.value) for op in problem.ops] == [
+        ("write", 1),
+        ("cas", (1, 3)),
+        ("read", None),
+    ]
+    assert problem.rets[0] == 7  # the read's return
+    assert problem.rets[1] == -1
+    assert check(history).linearizable is True

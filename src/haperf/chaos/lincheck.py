@@ -193,6 +193,61 @@ def _encode_register(problem: Problem, model: Model, ops: Sequence[Operation]) -
             )
 
 
+def _bound_pending(problem: Problem) -> None:
+    """Tighten the register history's uncertain (info) writes without changing its verdict.
+
+    Only for values written by exactly one operation (haperf's harness writes unique values)
+    and different from the initial value:
+    - an info write (or info cas) whose value some completed operation observes (an ok read of
+      it, an ok cas expecting it) must have happened before that observer returned: it gets the
+      earliest such return as its own, so the search treats it as a completed operation;
+    - an info write whose value nothing ever reads or expects can be dropped: wherever it is
+      placed, no later operation can tell, and "never happened" is always allowed. Not done
+      when a failed cas is read as observing "some other value" (etcd-cas-register), since
+      such a cas can observe any value.
+    Without this, every info operation stays linearizable anywhere until the end of the
+    history, and refuting a violation late in a long history multiplies the search by two per
+    pending operation.
+    """
+    n = len(problem.kinds)
+    writers: dict[int, int] = {}
+    first_observer_ret: dict[int, int] = {}
+    referenced: set[int] = set()
+    observes_anything = False
+    for i in range(n):
+        kind = problem.kinds[i]
+        if kind == K_WRITE:
+            writers[problem.a[i]] = writers.get(problem.a[i], 0) + 1
+        elif kind == K_CAS:
+            writers[problem.b[i]] = writers.get(problem.b[i], 0) + 1
+        elif kind == K_CAS_FAILED:
+            observes_anything = True
+        if kind in (K_READ, K_CAS):
+            value = problem.a[i]
+            referenced.add(value)
+            ret = problem.rets[i]
+            if ret >= 0 and ret < first_observer_ret.get(value, ret + 1):
+                first_observer_ret[value] = ret
+    keep = [True] * n
+    for i in range(n):
+        if problem.rets[i] >= 0 or problem.kinds[i] not in (K_WRITE, K_CAS):
+            continue
+        value = problem.a[i] if problem.kinds[i] == K_WRITE else problem.b[i]
+        if value == problem.initial or writers[value] != 1:
+            continue
+        observer_ret = first_observer_ret.get(value)
+        if observer_ret is not None:
+            if observer_ret > problem.calls[i]:  # else: seen before written, left to the search
+                problem.rets[i] = observer_ret
+        elif value not in referenced and not observes_anything:
+            keep[i] = False
+    if all(keep):
+        return
+    for name in ("kinds", "a", "b", "calls", "rets", "ops"):
+        column = getattr(problem, name)
+        setattr(problem, name, [x for x, k in zip(column, keep, strict=True) if k])
+
+
 def _encode_kv(problem: Problem, model: Model, ops: Sequence[Operation]) -> None:
     problem.initial = problem.intern(model.initial)
     appends: list[str] = []
@@ -268,11 +323,18 @@ def _encode_multi(problem: Problem, model: Model, ops: Sequence[Operation]) -> N
     problem.step = step
 
 
-def encode(ops: Sequence[Operation], model: Model, key: str | None) -> Problem:
-    """Encode one partition's operations for the search core under `model`."""
+def encode(
+    ops: Sequence[Operation], model: Model, key: str | None, *, bound_pending: bool = True
+) -> Problem:
+    """Encode one partition's operations for the search core under `model`.
+
+    `bound_pending=False` leaves info operations as they are (tests compare both encodings).
+    """
     problem = Problem(key)
     if model.kind == "register":
         _encode_register(problem, model, ops)
+        if bound_pending:
+            _bound_pending(problem)
     elif model.kind == "kv":
         _encode_kv(problem, model, ops)
     else:
