@@ -232,11 +232,17 @@ def test_multi_register_transactions_are_checked_whole() -> None:
 
 
 def _hard_history(writers: int = 16) -> list[Op]:
-    """Many overlapping writes, then a read of a value nobody wrote: refuted only by search."""
+    """Overlapping writes of 0..writers-1, then sequential reads of 0, 1 and 0 again: each value
+    is written once, so this is refuted only after every order of the writes is ruled out."""
     events = [Op(p, "invoke", "write", "k", p, p) for p in range(writers)]
     events += [Op(p, "ok", "write", "k", p, writers + p) for p in range(writers)]
     t = 2 * writers
-    return [*events, Op(99, "invoke", "read", "k", None, t), Op(99, "ok", "read", "k", 777, t + 1)]
+    for i, seen in enumerate((0, 1, 0)):
+        events += [
+            Op(99, "invoke", "read", "k", None, t + 2 * i),
+            Op(99, "ok", "read", "k", seen, t + 2 * i + 1),
+        ]
+    return events
 
 
 def test_timeout_gives_an_unknown_verdict_naming_the_key() -> None:
@@ -257,8 +263,10 @@ def test_hard_history_is_refuted_without_limits() -> None:
     result = check(_hard_history(12))
     assert result.linearizable is False
     assert result.failure is not None
-    assert result.failure.stuck.output == 777
-    assert len(result.failure.candidates) == 0  # every write returned before the read began
+    assert result.failure.stuck.f == "read"
+    assert result.steps > 1000
+    assert len(result.failure.candidates) == 0  # every write returned before the reads began
+    assert check(_hard_history(12), native=False).steps == result.steps
 
 
 def test_bad_arguments_are_config_errors() -> None:
@@ -329,13 +337,13 @@ def test_a_read_inserted_at_a_quiet_point_is_checked(
 
 
 @st.composite
-def arbitrary_history(draw: st.DrawFn, *, unique: bool = False) -> list[Op]:
+def arbitrary_history(draw: st.DrawFn, *, unique: bool = False, events_max: int = 24) -> list[Op]:
     """Well-formed but otherwise random: values read need not have been written. `unique`:
     every write (and cas) writes a fresh value, as haperf's harness does."""
     events: list[Op] = []
     flight: dict[int, tuple[str, object]] = {}
     fresh = iter(range(10, 10_000))
-    for _ in range(draw(st.integers(1, 24))):
+    for _ in range(draw(st.integers(1, events_max))):
         p = draw(st.integers(0, 3))
         t = len(events)
         if p in flight:
@@ -357,19 +365,34 @@ def arbitrary_history(draw: st.DrawFn, *, unique: bool = False) -> list[Op]:
     return events
 
 
+LONG = st.one_of(
+    executed_history(keys=1, clients_max=6, ops_max=200).map(lambda case: case[0]),
+    arbitrary_history(unique=True, events_max=300),
+)
+
+
 @settings(deadline=None)
-@given(arbitrary_history(), st.sampled_from(["cas-register", "etcd-cas-register"]))
-def test_native_search_matches_the_reference_step_for_step(events: list[Op], model: str) -> None:
+@given(
+    st.one_of(arbitrary_history(), LONG),
+    st.sampled_from(["cas-register", "etcd-cas-register"]),
+    st.booleans(),
+)
+def test_native_search_matches_the_reference_step_for_step(
+    events: list[Op], model: str, bound: bool
+) -> None:
+    """Same steps, verdict and deepest point: the native cache (a window of the bitset plus
+    the pending region) keys exactly the sets the reference's whole bitsets do. The long
+    histories span several bitset words and keep info operations pending."""
     spec = MODELS[model]
     from haperf._native.lincheck import Search
 
     for key, ops in partitions(pair(events), spec):
-        problem = encode(ops, spec, key)
+        problem = encode(ops, spec, key, bound_pending=bound)
         args = (problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial)
         native = Search(*args)
         reference = ReferenceSearch(*args)
         while True:
-            v1, v2 = native.run(7), reference.run(7)
+            v1, v2 = native.run(997), reference.run(997)
             assert v1 == v2
             assert native.steps == reference.steps
             if v1 != VERDICT_RUNNING:
@@ -403,17 +426,40 @@ def test_info_writes_are_bounded_by_their_first_observer_or_dropped() -> None:
     history = h(
         (0, "invoke", "write", 1), (0, "info", "write", 1),      # read below: must precede it
         (1, "invoke", "write", 2), (1, "info", "write", 2),      # never observed: dropped
-        (2, "invoke", "cas", [1, 3]), (2, "info", "cas", [1, 3]),  # 3 expected below: kept
+        (2, "invoke", "cas", [1, 3]), (2, "info", "cas", [1, 3]),  # 3 only needed by a drop
         (3, "invoke", "read", None), (3, "ok", "read", 1),
         (4, "invoke", "cas", [3, 4]), (4, "info", "cas", [3, 4]),  # 4 never seen: dropped
     )  # fmt: skip
     spec = MODELS["cas-register"]
     problem = encode(pair(history), spec, "k")
-    assert [(op.f, op.value) for op in problem.ops] == [
-        ("write", 1),
-        ("cas", (1, 3)),
-        ("read", None),
-    ]
+    assert [(op.f, op.value) for op in problem.ops] == [("write", 1), ("read", None)]
     assert problem.rets[0] == 7  # the read's return
-    assert problem.rets[1] == -1
+    assert check(history).linearizable is True
+
+
+def test_a_value_nobody_wrote_is_refuted_without_a_search() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "ok", "write", 1),
+        (1, "invoke", "read", None), (1, "ok", "read", 42),
+    )  # fmt: skip
+    result = check(history)
+    assert result.linearizable is False
+    assert result.steps == 0
+    assert "observed the value 42, which no operation in the history writes" in result.explanation
+    assert result.failure is not None and result.failure.stuck.output == 42
+
+
+def test_info_operations_only_needed_through_a_chain_are_kept() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "info", "write", 1),      # needed by cas 1 -> 2
+        (1, "invoke", "cas", [1, 2]), (1, "info", "cas", [1, 2]),  # needed: 2 is read
+        (2, "invoke", "write", 5), (2, "info", "write", 5),      # needed by nobody
+        (3, "invoke", "cas", [5, 6]), (3, "info", "cas", [5, 6]),  # 6 never read: dropped
+        (4, "invoke", "read", None), (4, "ok", "read", 2),
+    )  # fmt: skip
+    problem = encode(pair(history), MODELS["cas-register"], "k")
+    assert [op.value for op in problem.ops] == [1, (1, 2), None]
+    # The cas is bounded by the read of 2; the write of 1 is needed only by that cas, which
+    # no completed operation observes, so it stays pending.
+    assert problem.rets == [-1, 9, 9]
     assert check(history).linearizable is True
