@@ -463,3 +463,36 @@ def test_info_operations_only_needed_through_a_chain_are_kept() -> None:
     # no completed operation observes, so it stays pending.
     assert problem.rets == [-1, 9, 9]
     assert check(history).linearizable is True
+
+
+def test_long_harness_like_history_and_a_planted_stale_read() -> None:
+    from haperf.bench.suites.lincheck import harness_history
+
+    history = harness_history(7, 4000)
+    assert check(history).linearizable is True
+    paired = pair(history)
+    reads = [op for op in paired if op.f == "read" and op.outcome == "ok" and op.output]
+    late = reads[-20]
+    # An old read of the same key, with an ok write on that key strictly between the two reads:
+    # the old value was certainly overwritten before the late read began.
+    old = next(
+        r
+        for r in reversed(reads[:-200])
+        if r.key == late.key
+        and r.ret is not None
+        and any(
+            w.key == late.key and w.f == "write" and w.outcome == "ok" and w.ret is not None
+            and w.call > r.ret and w.ret < late.call
+            for w in paired
+        )
+    )  # fmt: skip
+    planted = list(history)
+    assert late.ret is not None
+    at = late.ret  # pair() numbers events by their index in the history
+    event = planted[at]
+    planted[at] = Op(event.process, "ok", "read", event.key, old.output, event.time)
+    result = check(planted)
+    assert result.linearizable is False
+    assert result.key == late.key
+    assert result.failure is not None
+    assert result.failure.stuck.output == old.output
