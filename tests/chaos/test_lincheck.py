@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from haperf.chaos.history import Op, Operation, pair
 from haperf.chaos.lincheck import (
     MODELS,
+    VERDICT_OUT_OF_MEMORY,
     VERDICT_RUNNING,
     Model,
     ReferenceSearch,
@@ -400,6 +401,9 @@ def test_native_search_matches_the_reference_step_for_step(
         assert native.best == reference.best
         assert native.stuck == reference.stuck
         assert native.best_state == reference.best_state
+        # A cache too small for the search evicts (or gives up), and never changes a verdict.
+        tight = Search(*args, None, 1 << 16)
+        assert tight.run(10**8) in (v1, VERDICT_OUT_OF_MEMORY)
 
 
 @settings(deadline=None)
@@ -465,16 +469,16 @@ def test_info_operations_only_needed_through_a_chain_are_kept() -> None:
     assert check(history).linearizable is True
 
 
-def test_long_harness_like_history_and_a_planted_stale_read() -> None:
+def _planted_stale_read(seed: int, operations: int) -> tuple[list[Op], Operation, Operation]:
+    """A harness-like history and a copy where a late read returns a value that was certainly
+    overwritten before the read began: (planted history, the late read, the old read)."""
     from haperf.bench.suites.lincheck import harness_history
 
-    history = harness_history(7, 4000)
-    assert check(history).linearizable is True
+    history = harness_history(seed, operations)
     paired = pair(history)
     reads = [op for op in paired if op.f == "read" and op.outcome == "ok" and op.output]
     late = reads[-20]
-    # An old read of the same key, with an ok write on that key strictly between the two reads:
-    # the old value was certainly overwritten before the late read began.
+    # An old read of the same key, with an ok write on that key strictly between the two reads.
     old = next(
         r
         for r in reversed(reads[:-200])
@@ -488,11 +492,37 @@ def test_long_harness_like_history_and_a_planted_stale_read() -> None:
     )  # fmt: skip
     planted = list(history)
     assert late.ret is not None
-    at = late.ret  # pair() numbers events by their index in the history
-    event = planted[at]
-    planted[at] = Op(event.process, "ok", "read", event.key, old.output, event.time)
+    event = planted[late.ret]  # pair() numbers events by their index in the history
+    planted[late.ret] = Op(event.process, "ok", "read", event.key, old.output, event.time)
+    return planted, late, old
+
+
+def test_long_harness_like_history_and_a_planted_stale_read() -> None:
+    from haperf.bench.suites.lincheck import harness_history
+
+    assert check(harness_history(7, 4000)).linearizable is True
+    planted, late, old = _planted_stale_read(7, 4000)
     result = check(planted)
     assert result.linearizable is False
     assert result.key == late.key
     assert result.failure is not None
     assert result.failure.stuck.output == old.output
+
+
+def test_a_full_cache_evicts_far_states_and_still_reaches_the_verdict() -> None:
+    from haperf._native.lincheck import VERDICT_VIOLATION, Search
+
+    planted, late, _ = _planted_stale_read(11, 6000)
+    ops = [op for op in pair(planted) if op.key == late.key]
+    problem = encode(ops, MODELS["cas-register"], late.key)
+    args = (problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial)
+    roomy = Search(*args)
+    assert roomy.run(10**9) == VERDICT_VIOLATION
+    assert roomy.evictions == 0
+    assert roomy.cache_bytes > 1 << 20
+    tight = Search(*args, None, 1 << 18)  # a quarter of what the roomy search held
+    assert tight.run(10**9) == VERDICT_VIOLATION
+    assert tight.evictions > 0
+    assert tight.cache_bytes <= 1 << 18
+    assert tight.steps >= roomy.steps  # evicted states may be explored again, never skipped
+    assert check(planted, cache_bytes_max=1 << 18).linearizable is False

@@ -17,8 +17,11 @@ Invariants:
   history order, so the window stays a few words wide however long the history is, and
   (lo, window, pending words) is a canonical form of the whole set.
 - Every (bits, state) pair in the cache was reached by a sequence of legal steps; a pair is
-  explored at most once. The cache's memory never exceeds cache_bytes_max: past it, run()
-  returns VERDICT_OUT_OF_MEMORY and the search stops.
+  explored at most once while it stays cached. The cache's memory never exceeds
+  cache_bytes_max (plus, during an eviction, a transient copy of the surviving slots): when
+  it is full, the states whose window is farthest from the current one are evicted (a lost
+  entry can only cost repeated work, never a wrong verdict); only when eviction cannot free a
+  quarter of the entries does run() return VERDICT_OUT_OF_MEMORY.
 - A KIND_STEP answer is asked of the caller once per (state, operation) pair and remembered
   (the step function must be deterministic); that memo counts towards cache_bytes_max too.
 - `remaining` is the number of return entries still in the list; 0 means every completed
@@ -95,10 +98,13 @@ cdef class Search:
     cdef StepSlot* memo          # step(state, op) answers, so the callback runs once per pair
     cdef uint64_t memo_capacity  # slots, a power of two (0 = no KIND_STEP operations)
     cdef uint64_t memo_count
+    cdef int64_t evictions_
     cdef int verdict
 
     cdef int64_t _apply(self, int64_t state, int32_t i) except? -2
     cdef int _cache_insert(self, int64_t state) noexcept
+    cdef int _cache_insert_once(self, int64_t state) noexcept
+    cdef int _evict(self) noexcept
     cdef int64_t _step(self, int64_t state, int32_t i) except? -2
     cdef uint64_t _cache_bytes(self) noexcept
     cdef int _grow(self) noexcept

@@ -15,7 +15,8 @@ bounds each run() by a number of steps.
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 from haperf._native.lincheck cimport (
     KIND_CAS,
@@ -53,6 +54,16 @@ cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
 
 cdef inline uint64_t _memo_hash(int64_t state, int64_t op) noexcept nogil:
     return _mix(<uint64_t>state * <uint64_t>0x100000001B3 + <uint64_t>op)
+
+
+cdef inline int32_t _distance(int32_t a, int32_t b) noexcept nogil:
+    return a - b if a >= b else b - a
+
+
+cdef int _by_offset(const void* x, const void* y) noexcept nogil:
+    cdef int64_t a = (<const CacheSlot*>x).offset
+    cdef int64_t b = (<const CacheSlot*>y).offset
+    return (a > b) - (a < b)
 
 
 cdef inline void* _alloc(size_t n) except NULL:
@@ -280,9 +291,18 @@ cdef class Search:
         return 0
 
     cdef int _cache_insert(self, int64_t state) noexcept:
-        """Add (bits, state): 1 when new, 0 when already cached, 2 when out of memory."""
-        if (self.count + 1) * 2 > self.capacity and self._grow():
-            return 2
+        """Add (bits, state): 1 when new, 0 when already cached, 2 when out of memory.
+
+        When the cache is full, the cached states farthest from the current one are evicted
+        (see _evict) and the insert is tried again; only when that frees too little is the
+        answer 2. Eviction never changes a verdict: the cache only prunes repeated work.
+        """
+        cdef int result = self._cache_insert_once(state)
+        if result != 2 or self._evict():
+            return result
+        return self._cache_insert_once(state)
+
+    cdef int _cache_insert_once(self, int64_t state) noexcept:
         cdef uint64_t h = self.hash ^ _mix(<uint64_t>state)
         cdef uint64_t mask = self.capacity - 1
         cdef uint64_t j = h & mask
@@ -303,6 +323,14 @@ cdef class Search:
                     and memcmp(self.arena + slot.offset + window, pending, pending_bytes) == 0):
                 return 0
             j = (j + 1) & mask
+        if (self.count + 1) * 2 > self.capacity:
+            if self._grow():
+                return 2
+            mask = self.capacity - 1
+            j = h & mask
+            while self.table[j].offset >= 0:
+                j = (j + 1) & mask
+            slot = &self.table[j]
         cdef uint64_t words
         cdef uint64_t* arena
         if self.arena_used + length > self.arena_words:
@@ -326,6 +354,61 @@ cdef class Search:
         self.arena_used += length
         self.count += 1
         return 1
+
+    cdef int _evict(self) noexcept:
+        """Drop the cached states whose window starts farthest from the current one, keeping at
+        most three quarters of them: 0 when done, 1 when that would free nothing useful.
+
+        A state far behind the current window is only met again if the search backtracks that
+        far, and one far ahead only if it advances that far, so the near ones are the likely
+        hits. The table and arena keep their size; the arena is compacted in place.
+        """
+        if self.count < 16:
+            return 1
+        cdef uint64_t* counts = <uint64_t*>PyMem_Malloc((self.cwords + 1) * sizeof(uint64_t))
+        if counts == NULL:
+            return 1
+        memset(counts, 0, (self.cwords + 1) * sizeof(uint64_t))
+        cdef uint64_t s, kept = 0, budget = self.count * 3 // 4
+        cdef int32_t d, limit = -1
+        for s in range(self.capacity):
+            if self.table[s].offset >= 0:
+                counts[_distance(self.table[s].lo, self.lo)] += 1
+        for d in range(self.cwords + 1):
+            if kept + counts[d] > budget:
+                break
+            kept += counts[d]
+            limit = d
+        PyMem_Free(counts)
+        if limit < 0 or kept == 0:
+            return 1
+        cdef CacheSlot* survivors = <CacheSlot*>PyMem_Malloc(kept * sizeof(CacheSlot))
+        if survivors == NULL:
+            return 1
+        cdef uint64_t k = 0
+        for s in range(self.capacity):
+            if self.table[s].offset >= 0 and _distance(self.table[s].lo, self.lo) <= limit:
+                survivors[k] = self.table[s]
+                k += 1
+            self.table[s].offset = -1
+        qsort(survivors, k, sizeof(CacheSlot), _by_offset)
+        cdef uint64_t used = 0, j, mask = self.capacity - 1
+        for s in range(k):
+            # Offsets only decrease, in increasing order, so memmove never overwrites a
+            # survivor that is still to be moved.
+            memmove(self.arena + used, self.arena + survivors[s].offset,
+                    survivors[s].length * sizeof(uint64_t))
+            survivors[s].offset = <int64_t>used
+            used += survivors[s].length
+            j = survivors[s].hash & mask
+            while self.table[j].offset >= 0:
+                j = (j + 1) & mask
+            self.table[j] = survivors[s]
+        PyMem_Free(survivors)
+        self.arena_used = used
+        self.count = k
+        self.evictions_ += 1
+        return 0
 
     cdef void _set_bit(self, int32_t i) noexcept:
         cdef int32_t b = self.bit_of[i]
@@ -447,6 +530,11 @@ cdef class Search:
     def cache_entries(self):
         """(linearized set, state) pairs in the memo cache."""
         return self.count
+
+    @property
+    def evictions(self):
+        """How many times a full cache dropped its farthest states to go on."""
+        return self.evictions_
 
     @property
     def cache_bytes(self):
