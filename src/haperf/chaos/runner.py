@@ -267,13 +267,11 @@ def _leader_of(cluster: Any, ids: Sequence[int]) -> int:
 
 
 async def _connect_kv(address: str, op_timeout_ns: int) -> KV:
-    KVClient = importlib.import_module("haperf.kv.client").KVClient
+    from haperf.kv.client import KVClient
 
-    client = KVClient(address, follow_redirects=True, timeout_ns=op_timeout_ns)
-    opener = getattr(client, "connect", None)
-    if opener is not None:
-        await opener()
-    return client  # type: ignore[no-any-return]
+    # KVClient connects on its first request: a refused connection is then that request's
+    # error (nothing was sent: `fail`), not a separate step.
+    return KVClient(address, follow_redirects=True, timeout_ns=op_timeout_ns)
 
 
 def _caught_up(cluster: Any, ids: Sequence[int], settle_s: float) -> dict[str, Any]:
@@ -385,8 +383,8 @@ async def _run_async(
             group.create_task(workload.run(int(config.time_s * 1e9)))
             group.create_task(nemesis.run(t0))
         progress(f"workload done: {workload.stats.counts}; healing and restarting every node")
-        await asyncio.to_thread(cluster.stop)
         history.nemesis("restart-all", "start", {"nodes": ids})
+        await asyncio.to_thread(cluster.stop)
         await asyncio.to_thread(cluster.start)
         leader = await asyncio.to_thread(cluster.wait_leader, config.settle_s)
         await asyncio.to_thread(cluster.wait_ready, config.settle_s)
