@@ -132,7 +132,7 @@ def fake_run(tmp_path: Path, **kwargs: Any) -> tuple[RunResult, FakeCluster]:
         holder["c"] = FakeCluster(config.nodes, **kwargs)
         return holder["c"]
 
-    async def connect(address: str, op_timeout_ns: int) -> FakeKV:
+    async def connect(address: str, follow: bool, op_timeout_ns: int) -> FakeKV:
         cluster = holder["c"]
         node = int(address.split(":")[1])
         if cluster.state[node] == "down":

@@ -72,7 +72,7 @@ class Client:
 def record(store: Store, path: Path, ops: int = 600) -> Path:
     history = HistoryLog(path)
 
-    async def connect(address: str) -> Client:
+    async def connect(address: str, follow: bool) -> Client:
         return Client(store)
 
     workload = Workload(

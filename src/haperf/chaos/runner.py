@@ -72,6 +72,7 @@ class RunConfig:
     gap_s_min: float = 1.0
     gap_s_max: float = 3.0
     raft_options: Mapping[str, Any] = field(default_factory=dict)
+    node_command: tuple[str, ...] = ()  # LocalCluster's child command (tests: planted bugs)
 
     def __post_init__(self) -> None:
         if not 0 < self.time_s <= TIME_S_MAX:
@@ -266,12 +267,12 @@ def _leader_of(cluster: Any, ids: Sequence[int]) -> int:
     return best[1]
 
 
-async def _connect_kv(address: str, op_timeout_ns: int) -> KV:
+async def _connect_kv(address: str, follow_redirects: bool, op_timeout_ns: int) -> KV:
     from haperf.kv.client import KVClient
 
     # KVClient connects on its first request: a refused connection is then that request's
     # error (nothing was sent: `fail`), not a separate step.
-    return KVClient(address, follow_redirects=True, timeout_ns=op_timeout_ns)
+    return KVClient(address, follow_redirects=follow_redirects, timeout_ns=op_timeout_ns)
 
 
 def _caught_up(cluster: Any, ids: Sequence[int], settle_s: float) -> dict[str, Any]:
@@ -312,6 +313,7 @@ def _make_cluster(config: RunConfig, proxy: FaultProxy, base_dir: Path) -> Any:
         str(base_dir),
         raft_options=dict(config.raft_options) or None,
         dial=dial,
+        node_command=config.node_command or None,
     )
     for i, member in cluster.members.items():
         proxy.set_target(i, member.raft)
@@ -320,8 +322,8 @@ def _make_cluster(config: RunConfig, proxy: FaultProxy, base_dir: Path) -> Any:
 
 ClusterFactory = Callable[[RunConfig, FaultProxy, Path], Any]
 """(config, proxy, base_dir) -> a LocalCluster-like object whose nodes dial through the proxy."""
-ConnectFactory = Callable[[str, int], Awaitable[KV]]
-"""(resp address, op timeout ns) -> a connected KV client."""
+ConnectFactory = Callable[[str, bool, int], Awaitable[KV]]
+"""(resp address, follow redirects, op timeout ns) -> a KV client for that node."""
 
 
 async def _run_async(
@@ -375,7 +377,7 @@ async def _run_async(
                 op_timeout_ns=op_timeout_ns,
             ),
             addresses,
-            lambda address: connect(address, op_timeout_ns),
+            lambda address, follow: connect(address, follow, op_timeout_ns),
             history,
         )
         t0 = time.monotonic_ns()
