@@ -25,8 +25,6 @@ violation, a missing final read, a node not caught up, or an unusable checker ma
 """
 
 import asyncio
-import contextlib
-import importlib
 import json
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from haperf.chaos.nemesis import NEMESIS_KINDS, Nemesis, make_schedule
 from haperf.chaos.proxy import FaultProxy
 from haperf.chaos.workload import KV, NEMESIS, HistoryLog, Workload, WorkloadConfig, key_name
 from haperf.errors import ConfigError, HistoryFormatError
+from haperf.runtime.loop import run as run_loop
 
 TIME_S_MAX = 86_400.0
 SETTLE_S_DEFAULT = 60.0
@@ -442,11 +441,6 @@ def run(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(config.out) if config.out else _default_out(config.seed)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        run_loop = importlib.import_module("haperf.runtime.loop").run
-    except ImportError:  # the runtime package is not there yet: plain asyncio
-        run_loop = asyncio.run
-
     summary = run_loop(
         _run_async(config, out, say, make_cluster or _make_cluster, connect or _connect_kv)
     )
@@ -462,8 +456,7 @@ def run(
     summary["checks"] = {k: v for k, v in report.items() if k != "violations"}
     summary["violations"] = violations
     summary["verdict"] = "ok" if not violations else "VIOLATIONS"
-    with contextlib.suppress(TypeError):
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return RunResult(ok=not violations, summary=summary, out=out)
 
 
