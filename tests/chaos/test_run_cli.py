@@ -44,10 +44,12 @@ def test_default_command_runs_the_harness_with_defaults(recorded: list[runner.Ru
 def test_options_before_and_after_run(recorded: list[runner.RunConfig], tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     assert main(["chaos", "--time", "5", "run", "--nodes", "5", "--nemesis", "kill,delay"]) == 0
-    assert main(["chaos", "run", "--seed", "9", "--clients", "2", "--keys", "4", "--out", out]) == 0
+    argv = ["--seed", "9", "--clients", "2", "--keys", "4", "--out", out, "--check-timeout", "7"]
+    assert main(["chaos", "run", *argv]) == 0
     first, second = recorded
     assert (first.time_s, first.nodes, first.nemesis) == (5.0, 5, ("kill", "delay"))
     assert (second.seed, second.clients, second.keys, second.out) == (9, 2, 4, out)
+    assert second.check_timeout_s == 7.0
 
 
 def test_a_failed_run_exits_1(recorded: list[runner.RunConfig], capsys: Any) -> None:
