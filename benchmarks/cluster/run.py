@@ -14,6 +14,7 @@ Invariants: only processes this script started are signalled; temporary director
 
 import argparse
 import asyncio
+import resource
 import shlex
 import signal
 import sys
@@ -41,6 +42,7 @@ FACTORIES: dict[str, type[System]] = {
     "pysyncobj": PySyncObjSystem,
     "haperf": HaperfSystem,
 }
+FDS_WANTED = 16_384
 # Extra in-flight counts beyond the plan's, per system, in full runs: PySyncObj peaks far out.
 EXTRA_IN_FLIGHT: dict[str, tuple[int, ...]] = {"pysyncobj": (8192,), "haperf": (8192,)}
 
@@ -107,8 +109,17 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _raise_fd_limit() -> None:
+    # etcd's 1,024-connection run needs more descriptors than a default soft limit of 1,024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FDS_WANTED if hard == resource.RLIM_INFINITY else min(hard, FDS_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _raise_fd_limit()
     args = parse_args(argv)
     plan = plan_for(args)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

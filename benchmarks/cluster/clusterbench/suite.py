@@ -117,9 +117,10 @@ class ContinuousWriter:
                     self._system.write_once(member, key, value), timeout=self._timeout_s
                 )
                 return member
-            except REQUEST_FAILURES:
+            except REQUEST_FAILURES as exc:
                 self.failures += 1
-                await self._system.reset_client(member)
+                if not getattr(exc, "connection_usable", False):
+                    await self._system.reset_client(member)
                 self._current = (self._current + 1) % len(self._members)
                 failures_in_row += 1
                 if failures_in_row % len(self._members) == 0:
