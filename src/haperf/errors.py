@@ -188,3 +188,8 @@ class ProtocolError(HaperfError, ValueError):
 class HistoryFormatError(HaperfError, ValueError):
     """An operation history (JSON lines, Jepsen log, EDN) cannot be parsed; the message names the
     file, line and what was wrong."""
+
+
+class LocalClusterError(HaperfError):
+    """A local cluster's child process failed to start, exited, or did not reach the awaited
+    state in time; the message names the node and its log file."""

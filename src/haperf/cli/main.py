@@ -6,15 +6,17 @@ it never escapes as a traceback.
 """
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from haperf._version import __version__
-from haperf.cli import bench, detect
-from haperf.cli import sim as sim_cli
-from haperf.cli import wal as wal_cmd
 from haperf.errors import ConfigError, HaperfError
+
+# Command modules (haperf.cli.<name>), in help order. They are imported only when needed: a
+# node process imports its own command, not numpy through bench/detect (RSS and start time).
+COMMANDS = ("bench", "detect", "wal", "sim", "chaos", "node", "cluster", "kv")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,7 +28,8 @@ def program_name() -> str:
     return "haperf" if Path(sys.argv[0]).stem == "haperf" else "python -m haperf"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with just `only` (the command being run)."""
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description="haperf: high-availability building blocks for Python services.",
@@ -34,16 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"haperf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    bench.add_parser(commands)
-    detect.add_parser(commands)
-    wal_cmd.add_parser(commands)
-    sim_cli.add_parser(commands)
+    for name in COMMANDS:
+        if only is None or name == only:
+            importlib.import_module(f"haperf.cli.{name}").add_parser(commands)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named by argv (the first argument not starting with '-'), if it is known."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(args_in))
+    args = parser.parse_args(args_in)
     try:
         code: int = args.handler(args)
     except ConfigError as exc:

@@ -9,6 +9,11 @@ Ready, process_ready() does, in this order:
   3. apply the committed entries, in order, exactly once (conf changes go to
      node.apply_conf_change), resolving proposals by (index, term);
   4. node.advance(ready), then answer reads whose index is applied (thesis 6.4 step 4).
+A shell that overlaps the fsync with other work splits process_ready() in two: take_ready()
+(step 1 without the sync), its own storage.sync(), then finish_ready() (steps 2-4); a leader's
+shell may pass sent=True when it sent the messages before the sync (thesis 10.2.1, see
+docs/raft-node.md). `on_done` / `on_read` callbacks tell the shell when a Proposal or a
+ReadRequest completes, so it never scans for finished ones.
 Synchronous and pure: no asyncio, socket, os, time, random or threading (tests/test_tidy.py);
 the shell (runtime or simulator) owns the clock and the transport, and calls tick()/step().
 """
@@ -20,7 +25,7 @@ from typing import Protocol
 from haperf._native.confchange import ConfChange
 from haperf._native.raft import RawNode, Ready, apply_entries
 from haperf._native.raftmsg import Message, SnapshotMeta
-from haperf.errors import ConfigError, ProposalDroppedError
+from haperf.errors import CommitUnknownError, ConfigError, ProposalDroppedError
 from haperf.raft.storage import Storage
 
 # Bounds on what a host keeps waiting (named maxima: proposals and reads not yet resolved).
@@ -45,6 +50,7 @@ class Proposal:
     done: bool = False
     result: object = None
     error: Exception | None = None
+    waiter: object = None  # the shell's handle (e.g. a future); the host never reads it
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class ReadRequest:
     index: int = 0
     ready: bool = False
     error: Exception | None = None
+    waiter: object = None  # the shell's handle (e.g. a future); the host never reads it
 
 
 class Host:
@@ -85,10 +92,13 @@ class Host:
         self._apply_command = state_machine.apply
         self._apply_conf_change = node.apply_conf_change
         self._resolve_proposal = self._resolve
+        # Completion callbacks for shells (None: poll `done` / `ready` instead).
+        self.on_done: Callable[[Proposal], None] | None = None
+        self.on_read: Callable[[ReadRequest], None] | None = None
 
     # ------------------------------------------------------------------ requests
 
-    def propose(self, data: bytes) -> Proposal | None:
+    def propose(self, data: bytes, waiter: object = None) -> Proposal | None:
         """Propose on the node; a Proposal on the leader, None when forwarded to the leader.
 
         Raises NotLeaderError when there is no leader to forward to (or forwarding is off).
@@ -100,11 +110,11 @@ class Host:
         index = self.node.propose(data)
         if index == 0:
             return None
-        proposal = Proposal(index, self.node.term)
+        proposal = Proposal(index, self.node.term, waiter=waiter)
         self.proposals[index] = proposal
         return proposal
 
-    def propose_batch(self, datas: list[bytes]) -> list[Proposal]:
+    def propose_batch(self, datas: list[bytes], waiter: object = None) -> list[Proposal]:
         """Propose several commands in one append; one Proposal each (empty when forwarded)."""
         if len(self.proposals) + len(datas) > PENDING_PROPOSALS_MAX:
             raise ProposalDroppedError(
@@ -114,18 +124,18 @@ class Host:
         if first == 0:
             return []
         term = self.node.term
-        out = [Proposal(first + k, term) for k in range(len(datas))]
+        out = [Proposal(first + k, term, waiter=waiter) for k in range(len(datas))]
         for p in out:
             self.proposals[p.index] = p
         return out
 
-    def propose_conf_change(self, change: ConfChange) -> Proposal:
+    def propose_conf_change(self, change: ConfChange, waiter: object = None) -> Proposal:
         index = self.node.propose_conf_change(change)
-        proposal = Proposal(index, self.node.term)
+        proposal = Proposal(index, self.node.term, waiter=waiter)
         self.proposals[index] = proposal
         return proposal
 
-    def read(self, ctx: bytes | None = None) -> ReadRequest:
+    def read(self, ctx: bytes | None = None, waiter: object = None) -> ReadRequest:
         """Start a linearizable read; poll `ready`, then read the state machine."""
         if len(self.reads) >= PENDING_READS_MAX:
             raise ProposalDroppedError(f"{PENDING_READS_MAX} reads are waiting; retry later")
@@ -134,7 +144,7 @@ class Host:
             ctx = b"r" + self._read_seq.to_bytes(8, "big")
         if ctx in self.reads:
             raise ConfigError(f"read context {ctx!r} is already waiting; use a unique context")
-        request = ReadRequest(ctx)
+        request = ReadRequest(ctx, waiter=waiter)
         self.reads[ctx] = request
         try:
             self.node.read_index(ctx)
@@ -154,9 +164,23 @@ class Host:
 
     def process_ready(self) -> bool:
         """Handle one Ready if there is one; False when the node had nothing to do."""
+        rd = self.take_ready()
+        if rd is None:
+            return False
+        if rd.must_sync:
+            self.storage.sync()
+        self.finish_ready(rd)
+        return True
+
+    def take_ready(self) -> Ready | None:
+        """Step 1 without the sync: take a Ready and write what it persists (None if nothing).
+
+        The caller must then sync the storage when `rd.must_sync` and call finish_ready(rd)
+        before the next take_ready() (ready and advance strictly alternate).
+        """
         node = self.node
         if not node.has_ready():
-            return False
+            return None
         rd: Ready = node.ready()
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.leader)
@@ -169,11 +193,16 @@ class Host:
         hard_state = rd.hard_state
         if hard_state is not None:
             self.storage.set_hard_state(hard_state)
-        if rd.must_sync:
-            self.storage.sync()
+        return rd
+
+    def finish_ready(self, rd: Ready, *, sent: bool = False) -> None:
+        """Steps 2-4 of a Ready from take_ready(), once its writes are synced (if must_sync).
+
+        `sent`: the shell already sent rd.messages (a leader's appends, thesis 10.2.1).
+        """
         # 2. Send.
         messages = rd.messages
-        if messages:
+        if messages and not sent:
             self.send(messages)
         # 3. Apply committed entries, in order, exactly once. The per-entry loop is native
         # (apply_entries): skip what is applied, conf changes to the node, empty entries are
@@ -193,10 +222,9 @@ class Host:
             for index, ctx in read_states:
                 self._read_point(index, ctx)
         # 4. Advance, then serve reads whose point is applied.
-        node.advance(rd)
+        self.node.advance(rd)
         if self._read_points:
             self._serve_reads()
-        return True
 
     def _soft_state_changed(self, leader: int) -> None:
         if leader != self._leader:
@@ -221,15 +249,19 @@ class Host:
                 f"proposal at index {index} (term {proposal.term}) was replaced by an entry of "
                 f"term {term} after a leader change; retry it"
             )
+        if self.on_done is not None:
+            self.on_done(proposal)
 
     def _drop_proposals_upto(self, index: int) -> None:
         for i in [i for i in self.proposals if i <= index]:
             proposal = self.proposals.pop(i)
             proposal.done = True
-            proposal.error = ProposalDroppedError(
+            proposal.error = CommitUnknownError(
                 f"proposal at index {i} was covered by an installed snapshot; its outcome is "
                 "unknown here: read the state to find out"
             )
+            if self.on_done is not None:
+                self.on_done(proposal)
 
     def _fail_unconfirmed_reads(self) -> None:
         # A leader change drops the core's pending read confirmations (thesis 6.4 confirms
@@ -241,6 +273,8 @@ class Host:
                     "the leader changed before the read was confirmed; retry it"
                 )
                 request.ready = True
+                if self.on_read is not None:
+                    self.on_read(request)
 
     def _read_point(self, index: int, ctx: bytes) -> None:
         request = self.reads.get(ctx)
@@ -250,6 +284,8 @@ class Host:
             del self.reads[ctx]
             request.error = ProposalDroppedError("the leader refused the read (queue full); retry")
             request.ready = True
+            if self.on_read is not None:
+                self.on_read(request)
             return
         request.index = index
         self._read_points.append(request)
@@ -260,6 +296,8 @@ class Host:
             if request.index <= self.applied:
                 request.ready = True
                 self.reads.pop(request.ctx, None)
+                if self.on_read is not None:
+                    self.on_read(request)
             else:
                 waiting.append(request)
         self._read_points = waiting

@@ -634,6 +634,14 @@ class WAL:
         return next_index - 1
 
     @property
+    def log_bytes(self) -> int:
+        """Bytes of record frames held: in the segment files (segment headers excluded) and
+        still in the framing buffer. Approximate while other threads append."""
+        filed = sum(seg.write_pos - SEGMENT_HEADER_BYTES for seg in self._segments)
+        pending: int = self._fb.pending_bytes
+        return filed + pending
+
+    @property
     def durable_index(self) -> int:
         """Index of the last record known to be on disk."""
         return self._synced_index

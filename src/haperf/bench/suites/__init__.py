@@ -11,12 +11,15 @@ SUITES = (
     "haperf.bench.suites.crc32c",
     "haperf.bench.suites.codec",
     "haperf.bench.suites.raft",
+    "haperf.bench.suites.raftnode",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.wal",
     "haperf.bench.suites.phi",
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
     "haperf.bench.suites.limits",
+    "haperf.bench.suites.transport",
+    "haperf.bench.suites.lincheck",
 )
 
 _loaded = False

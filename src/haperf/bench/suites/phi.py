@@ -367,9 +367,7 @@ def _benchmarks() -> list[Benchmark]:
                 f"bank.heartbeat_many over {n} nodes, ns per heartbeat",
                 _bank_heartbeat_many(n),
                 floor=f"phi.array_pass_{_label(n)}",
-                peers=(
-                    Peer("numpy", _numpy_heartbeat_many(n), note="numpy, float running sums"),
-                ),
+                peers=(Peer("numpy", _numpy_heartbeat_many(n), note="numpy, float running sums"),),
             )
         )
         if n == BANK_SIZES[-1]:

@@ -25,7 +25,6 @@ ELECTIONS = 200
 ELECTION_NODES = 5
 
 
-
 def _has_core() -> bool:
     """The simulator runs the Raft core and the codec; both must be built."""
     return all(

@@ -1,0 +1,6 @@
+"""Stub for haperf._native.route: the TCP transport's per-message loops (group, check)."""
+
+from haperf._native.raftmsg import Message
+
+def misrouted(msgs: list[Message], frm: int, to: int) -> int: ...
+def group_by_to(msgs: list[Message]) -> list[tuple[int, list[Message]]]: ...

@@ -1,0 +1,1 @@
+"""Tests of haperf.chaos: the fault proxy, the nemesis, the workload and the runner."""

@@ -1,0 +1,1 @@
+"""Tests of haperf.raft.durable.DiskStorage: contract against MemoryStorage, restarts, crashes."""

@@ -1,0 +1,101 @@
+"""RaftNode over real loopback TCP (TcpTransport) and DiskStorage: replication, a leader
+stop, restart from disk, and EmbeddedRaftNode called from several threads.
+
+127.0.0.1 only; every wait is bounded; nothing asserts on timing.
+"""
+
+import asyncio
+import threading
+from pathlib import Path
+
+from haperf.bench.suites.raftnode import free_ports
+from haperf.raft import NodeConfig, RaftNode
+from haperf.raft.embedded import EmbeddedRaftNode
+from haperf.runtime.loop import new_event_loop
+from tests.raft_node.harness import KV
+
+TIMEOUT_S = 30.0
+
+
+async def _wait(predicate: object, timeout_s: float = TIMEOUT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def test_three_nodes_on_tcp_with_disk_storage(tmp_path: Path) -> None:
+    async def body() -> None:
+        ports = free_ports(3)
+        members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports)}
+        kvs: dict[int, KV] = {}
+        nodes: dict[int, RaftNode] = {}
+
+        async def start(i: int) -> RaftNode:
+            kvs[i] = KV()
+            cfg = NodeConfig(i, members, data_dir=str(tmp_path / f"n{i}"), seed=i)
+            nodes[i] = RaftNode(cfg, kvs[i], metadata={"resp": f"r{i}"})
+            await nodes[i].start()
+            return nodes[i]
+
+        for i in members:
+            await start(i)
+        try:
+            lead = await nodes[1].wait_leader(20_000_000_000)
+            await _wait(lambda: nodes[lead].is_leader)
+            for k in range(50):
+                await nodes[lead].propose(f"k{k}={k}".encode())
+            await nodes[lead].propose_many([f"m{k}=1".encode() for k in range(100)], ack="all")
+            # Stop the leader: a new one is elected; acknowledged writes are all there.
+            await nodes.pop(lead).stop()
+            await _wait(lambda: any(n.is_leader for n in nodes.values()))
+            new = next(i for i, n in nodes.items() if n.is_leader)
+            await nodes[new].propose(b"after=1")
+            for k in range(50):
+                assert await nodes[new].read(f"k{k}") == str(k)
+            # The old leader restarts from its data directory and catches up.
+            old = await start(lead)
+            commit = nodes[new].status()["commit"]
+            await _wait(lambda: old.status()["applied"] >= commit)
+            assert kvs[lead].data == kvs[new].data
+            assert old.member_metadata(new) == {"resp": f"r{new}"}
+        finally:
+            for n in nodes.values():
+                await n.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()
+
+
+def test_embedded_node_from_several_threads(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    kv = KV()
+    node = EmbeddedRaftNode(
+        NodeConfig(1, {1: f"127.0.0.1:{port}"}, data_dir=str(tmp_path / "e1")), kv
+    )
+    with node:
+        assert node.wait_leader(10_000_000_000) == 1
+        errors: list[BaseException] = []
+
+        def worker(t: int) -> None:
+            try:
+                for k in range(20):
+                    node.propose(f"t{t}k{k}={k}".encode())
+                assert node.read(f"t{t}k19") == "19"
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(TIMEOUT_S)
+        assert not errors, errors
+        assert node.status()["applied"] >= 80
+        assert len(kv.data) == 80
+    node.stop()  # idempotent after the context manager stopped it

@@ -1,0 +1,1 @@
+"""Tests of haperf.runtime: the event loop choice, the clocks and the TCP transport."""
