@@ -190,6 +190,39 @@ class HistoryFormatError(HaperfError, ValueError):
     file, line and what was wrong."""
 
 
+class KVCommandError(HaperfError, ValueError):
+    """Bytes are not a valid haperf.kv command, or a key/value is above the store's size limits.
+    A replica that meets one returns it as the command's result and leaves its state unchanged."""
+
+
+class KVValueError(HaperfError, ValueError):
+    """A well-formed kv command cannot act on the stored value (INCRBY on a non-integer, an
+    increment that would overflow a signed 64-bit integer); nothing was changed."""
+
+
+class KVSnapshotError(HaperfError, ValueError):
+    """A kv snapshot is truncated, corrupted (checksum mismatch) or of an unknown version; the
+    store was left as it was before restore."""
+
+
+class KVReplyError(HaperfError):
+    """A RESP server answered a request with an error reply; `code` is its first word (ERR,
+    WRONGTYPE, ...) and the message is the server's text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message.split(" ", 1)[0]
+
+
+class RedirectError(NotLeaderError):
+    """A RESP server is not the leader and named the leader's RESP `address` (a `-MOVED 0
+    host:port` reply); `address` is "" when the leader is not known (a `-TRYAGAIN` reply)."""
+
+    def __init__(self, address: str, leader_id: int = 0, node_id: int = 0) -> None:
+        super().__init__(leader_id, node_id)
+        self.address = address
+        if address:
+            self.args = (f"not the leader; the leader's RESP address is {address}: send there",)
 class LocalClusterError(HaperfError):
     """A local cluster's child process failed to start, exited, or did not reach the awaited
     state in time; the message names the node and its log file."""

@@ -60,6 +60,7 @@ class DiskVsMemory(RuleBasedStateMachine):
         datas=st.lists(payloads, min_size=6, max_size=6),
         conf_change=st.booleans(),
         views=st.booleans(),
+        split=st.integers(1, 7),
     )
     def append(
         self,
@@ -70,13 +71,14 @@ class DiskVsMemory(RuleBasedStateMachine):
         datas: list[bytes],
         conf_change: bool,
         views: bool,
+        split: int,
     ) -> None:
         m = self.model
         first = max(m.snap_index + 1, m.last_index() + 1 - back)
         term = max(self.term_at(first - 1), 1) + term_step
         entries = [
             Entry(
-                term,
+                term + (k >= split),  # a batch may span two terms
                 first + k,
                 memoryview(datas[k]) if views else datas[k],
                 1 if conf_change and k == 0 else 0,

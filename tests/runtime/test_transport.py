@@ -53,20 +53,25 @@ def test_every_message_kind_crosses_both_ways(kind: LoopKind) -> None:
     run_on(kind, body)
 
 
-def test_three_nodes_each_pair_gets_only_its_messages(kind: LoopKind) -> None:
+def test_three_nodes_every_kind_each_pair_gets_only_its_messages(kind: LoopKind) -> None:
     async def body() -> None:
         nodes, got = await mesh(3)
         try:
-            # One send per node carries messages for both other nodes, interleaved.
+            # One send per node carries messages for both other nodes, interleaved: every
+            # message kind, then ten heartbeats.
             for node in nodes:
                 others = [n.node_id for n in nodes if n is not node]
-                batch = [heartbeat(node.node_id, to, i) for i in range(10) for to in others]
+                kinds = [every_kind(node.node_id, to) for to in others]
+                batch = [m for pair in zip(*kinds, strict=True) for m in pair]
+                batch += [heartbeat(node.node_id, to, i) for i in range(10) for to in others]
                 node.send(batch)
-            await until(lambda: all(len(c.messages) == 20 for c in got), "20 messages each")
+            await until(lambda: all(len(c.messages) == 50 for c in got), "50 messages each")
             for node, collector in zip(nodes, got, strict=True):
                 for sender in (n.node_id for n in nodes if n is not node):
                     from_sender = [m for m in collector.messages if m.frm == sender]
-                    assert [m.commit for m in from_sender] == list(range(10))
+                    want = every_kind(sender, node.node_id)
+                    assert [fields(m) for m in from_sender[:15]] == [fields(m) for m in want]
+                    assert [m.commit for m in from_sender[15:]] == list(range(10))
                     assert all(m.to == node.node_id for m in from_sender)
         finally:
             for node in nodes:

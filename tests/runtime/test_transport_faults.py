@@ -286,6 +286,7 @@ def test_set_peer_rejects_bad_ids_and_addresses_and_ignores_self() -> None:
         t.set_peer(3, "no-port")
     with pytest.raises(TransportError, match="not started"):
         _ = t.address
+    assert repr(t) == "<TcpTransport node=1 new address=127.0.0.1:0 peers=1 connected=0>"
 
 
 def test_backoff_doubles_within_bounds_with_jitter() -> None:

@@ -52,4 +52,5 @@ cdef class FrameBuffer:
     cdef object failure
 
     cdef int _make_room(self, Py_ssize_t need) except -1
-    cdef uint64_t _put(self, const unsigned char* data, Py_ssize_t n, uint64_t index) except 0
+    cdef uint64_t _put(self, const unsigned char* pre, Py_ssize_t npre,
+                       const unsigned char* data, Py_ssize_t n, uint64_t index) except 0

@@ -116,23 +116,27 @@ cdef inline void _st64(unsigned char* p, uint64_t v) noexcept nogil:
     _st32(p + 4, <uint32_t>(v >> 32))
 
 
-cdef inline void _encode(unsigned char* p, const unsigned char* data, Py_ssize_t n,
+cdef inline void _encode(unsigned char* p, const unsigned char* pre, Py_ssize_t npre,
+                         const unsigned char* data, Py_ssize_t n,
                          uint64_t index, uint32_t salt) noexcept nogil:
-    """Write one frame at p (frame_bytes(n) bytes, padding zeroed)."""
-    cdef Py_ssize_t padded = frame_bytes(n) - FRAME_HEADER_BYTES
-    _st32(p + 4, <uint32_t>n)
+    """Write one frame at p whose payload is pre[0:npre] + data[0:n] (padding zeroed)."""
+    cdef Py_ssize_t total = npre + n
+    cdef Py_ssize_t padded = frame_bytes(total) - FRAME_HEADER_BYTES
+    _st32(p + 4, <uint32_t>total)
     _st64(p + 8, index)
     p[16] = FRAME_TYPE_DATA
     p[17] = FRAME_MAGIC
     p[18] = 0
     p[19] = 0
     _st32(p + 20, salt)
+    if npre:
+        memcpy(p + FRAME_HEADER_BYTES, pre, <size_t>npre)
     if n:
-        memcpy(p + FRAME_HEADER_BYTES, data, <size_t>n)
-    if padded > n:
-        memset(p + FRAME_HEADER_BYTES + n, 0, <size_t>(padded - n))
+        memcpy(p + FRAME_HEADER_BYTES + npre, data, <size_t>n)
+    if padded > total:
+        memset(p + FRAME_HEADER_BYTES + total, 0, <size_t>(padded - total))
     # Header bytes 4..24 and the payload are contiguous: one CRC call covers both.
-    _st32(p, _crc.crc32c_extend(0, p + 4, <size_t>(FRAME_HEADER_BYTES - 4 + n)))
+    _st32(p, _crc.crc32c_extend(0, p + 4, <size_t>(FRAME_HEADER_BYTES - 4 + total)))
 
 
 cdef inline bint _all_zero(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -301,8 +305,8 @@ def encode(object data, uint64_t index, uint32_t salt):
     if n > RECORD_BYTES_LIMIT:
         raise ValueError(f"record of {n} bytes exceeds the format limit {RECORD_BYTES_LIMIT}")
     out = PyBytes_FromStringAndSize(NULL, frame_bytes(n))
-    _encode(<unsigned char*>PyBytes_AS_STRING(out), <const unsigned char*>held.view.buf, n,
-            index, salt)
+    _encode(<unsigned char*>PyBytes_AS_STRING(out), NULL, 0,
+            <const unsigned char*>held.view.buf, n, index, salt)
     return out
 
 
@@ -437,16 +441,17 @@ cdef class FrameBuffer:
                 raise self.failure.with_traceback(None)
         return 0
 
-    cdef uint64_t _put(self, const unsigned char* data, Py_ssize_t n, uint64_t index) except 0:
+    cdef uint64_t _put(self, const unsigned char* pre, Py_ssize_t npre,
+                       const unsigned char* data, Py_ssize_t n, uint64_t index) except 0:
         cdef Py_ssize_t size
         cdef uint64_t assigned
         if self.failure is not None:
             raise self.failure.with_traceback(None)
-        if n > self.record_bytes_max:
+        if npre + n > self.record_bytes_max:
             raise RecordTooLargeError(
-                f"record of {n} bytes exceeds record_bytes_max={self.record_bytes_max}; "
+                f"record of {npre + n} bytes exceeds record_bytes_max={self.record_bytes_max}; "
                 "split it or open the WAL with a larger record_bytes_max")
-        size = frame_bytes(n)
+        size = frame_bytes(npre + n)
         if self.cap - self.used < size:
             self._make_room(size)
         if index != 0 and index != self.next_idx:
@@ -454,7 +459,7 @@ cdef class FrameBuffer:
                 f"append of index {index}, but the next index is {self.next_idx} "
                 "(appends are contiguous; truncate_after() first to overwrite)")
         assigned = self.next_idx
-        _encode(self.buf + self.used, data, n, assigned, self.salt)
+        _encode(self.buf + self.used, pre, npre, data, n, assigned, self.salt)
         self.starts[self.count] = <uint32_t>self.used
         self.count += 1
         self.used += size
@@ -466,11 +471,11 @@ cdef class FrameBuffer:
         cdef Py_buffer view
         cdef uint64_t out
         if PyBytes_CheckExact(data):
-            return self._put(<const unsigned char*>PyBytes_AS_STRING(data),
+            return self._put(NULL, 0, <const unsigned char*>PyBytes_AS_STRING(data),
                              PyBytes_GET_SIZE(data), index)
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            out = self._put(<const unsigned char*>view.buf, view.len, index)
+            out = self._put(NULL, 0, <const unsigned char*>view.buf, view.len, index)
         finally:
             PyBuffer_Release(&view)
         return out
@@ -516,12 +521,72 @@ cdef class FrameBuffer:
         for i in range(n):
             item = records[i]
             if PyBytes_CheckExact(item):
-                last = self._put(<const unsigned char*>PyBytes_AS_STRING(item),
+                last = self._put(NULL, 0, <const unsigned char*>PyBytes_AS_STRING(item),
                                  PyBytes_GET_SIZE(item), 0)
             else:
                 PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
                 try:
-                    last = self._put(<const unsigned char*>view.buf, view.len, 0)
+                    last = self._put(NULL, 0, <const unsigned char*>view.buf, view.len, 0)
+                finally:
+                    PyBuffer_Release(&view)
+        return last
+
+    def append_batch_prefixed(self, list prefixes, list items, uint64_t index=0):
+        """append_batch of the records prefixes[i] + items[i], built in the frame itself.
+
+        Each record's payload is the bytes prefixes[i] followed by the buffer items[i]: the data
+        is copied once, into the framing buffer (a Raft entry: its small header, then its data,
+        which may be a memoryview of a received frame). Same rules as append_batch: sizes are
+        checked before anything is appended, and a batch that fits is framed in one piece.
+        """
+        cdef Py_ssize_t i, n = len(items)
+        cdef Py_ssize_t total = 0, size
+        cdef object item, pre
+        cdef uint64_t last = 0
+        cdef Py_buffer view
+        if n == 0:
+            raise ValueError("append_batch_prefixed needs at least one record")
+        if len(prefixes) != n:
+            raise ValueError(f"{len(prefixes)} prefixes for {n} records")
+        for i in range(n):
+            pre = prefixes[i]
+            if not PyBytes_CheckExact(pre):
+                raise TypeError(f"prefix {i} must be bytes, not {type(pre).__name__}")
+            item = items[i]
+            if PyBytes_CheckExact(item):
+                size = PyBytes_GET_SIZE(item)
+            else:
+                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                size = view.len
+                PyBuffer_Release(&view)
+            size += PyBytes_GET_SIZE(pre)
+            if size > self.record_bytes_max:
+                raise RecordTooLargeError(
+                    f"record {i} of the batch is {size} bytes, above record_bytes_max="
+                    f"{self.record_bytes_max}; nothing of the batch was appended")
+            total += frame_bytes(size)
+        if self.failure is not None:
+            raise self.failure.with_traceback(None)
+        if total <= self.cap and self.cap - self.used < total:
+            self._make_room(total)
+        if index != 0 and index != self.next_idx:
+            raise WALIndexError(
+                f"append of index {index}, but the next index is {self.next_idx} "
+                "(appends are contiguous; truncate_after() first to overwrite)")
+        for i in range(n):
+            pre = prefixes[i]
+            item = items[i]
+            if PyBytes_CheckExact(item):
+                last = self._put(<const unsigned char*>PyBytes_AS_STRING(pre),
+                                 PyBytes_GET_SIZE(pre),
+                                 <const unsigned char*>PyBytes_AS_STRING(item),
+                                 PyBytes_GET_SIZE(item), 0)
+            else:
+                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                try:
+                    last = self._put(<const unsigned char*>PyBytes_AS_STRING(pre),
+                                     PyBytes_GET_SIZE(pre),
+                                     <const unsigned char*>view.buf, view.len, 0)
                 finally:
                     PyBuffer_Release(&view)
         return last

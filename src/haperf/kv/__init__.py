@@ -1,5 +1,12 @@
-"""haperf.kv: the replicated key-value service (store, RESP server and client, admin, CLI glue).
+"""haperf.kv: the replicated key-value state machine and its Redis-protocol (RESP2) front end.
 
-Owns the package. The kv engineer's __init__ (KVStore, RespServer, KVClient exports) replaces
-this placeholder when the branches merge.
+Owns the public names: KVStore (the StateMachine: get/set/delete/cas/incr/keys/TTL/snapshots),
+the command encoding (haperf.kv.commands), RespServer (redis-cli, redis-benchmark and redis-py
+speak to it unchanged) and KVClient (async, follows leader redirects). See docs/kv.md.
 """
+
+from haperf.kv.client import KVClient
+from haperf.kv.server import RespServer
+from haperf.kv.store import KVStore
+
+__all__ = ["KVClient", "KVStore", "RespServer"]

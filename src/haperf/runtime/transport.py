@@ -826,6 +826,14 @@ class TcpTransport:
         if not self._live and done is not None and not done.done():
             done.set_result(None)
 
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("started" if self._started else "new")
+        connected = sum(1 for p in self._peers.values() if p.proto is not None)
+        return (
+            f"<TcpTransport node={self.node_id} {state} address={self._address or self.listen} "
+            f"peers={len(self._peers)} connected={connected}>"
+        )
+
     # -- membership ------------------------------------------------------------------------
 
     def set_peer(self, peer_id: int, address: str) -> None:

@@ -581,6 +581,20 @@ class WAL:
             self._sync_through(last)
         return last
 
+    def append_batch_prefixed(
+        self, prefixes: list[bytes], items: list[Buffer], index: int = 0
+    ) -> int:
+        """append_batch of the records prefixes[i] + items[i]; return the last index.
+
+        The payload of record i is the bytes prefixes[i] followed by items[i], joined in the
+        frame itself, so each item is copied once (DiskStorage writes a Raft entry as its small
+        header + its data this way). Same rules as append_batch.
+        """
+        last: int = self._fb.append_batch_prefixed(prefixes, items, index)
+        if self.sync_policy == "always":
+            self._sync_through(last)
+        return last
+
     def append_durable(self, data: Buffer, index: int = 0) -> int:
         """Append and return once the record is on disk (sharing the fdatasync with others)."""
         assigned: int = self._fb.append(data, index)

@@ -14,12 +14,14 @@ SUITES = (
     "haperf.bench.suites.raftnode",
     "haperf.bench.suites.sim",
     "haperf.bench.suites.wal",
+    "haperf.bench.suites.raftstorage",
     "haperf.bench.suites.phi",
     "haperf.bench.suites.breaker",
     "haperf.bench.suites.retry",
     "haperf.bench.suites.limits",
     "haperf.bench.suites.transport",
     "haperf.bench.suites.lincheck",
+    "haperf.bench.suites.kv",
 )
 
 _loaded = False

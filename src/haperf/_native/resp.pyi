@@ -1,0 +1,46 @@
+"""Stub for haperf._native.resp: RESP2 request parsing and reply/request encoding."""
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from typing_extensions import Buffer
+
+from haperf.errors import ProtocolError
+
+ARGS_MAX: Final[int]
+BULK_BYTES_MAX: Final[int]
+REQUEST_BYTES_MAX: Final[int]
+INLINE_BYTES_MAX: Final[int]
+REPLY_DEPTH_MAX: Final[int]
+
+class ErrorReply:
+    @property
+    def message(self) -> str: ...
+    def __init__(self, message: str) -> None: ...
+
+class RequestParser:
+    @property
+    def args_max(self) -> int: ...
+    @property
+    def bulk_bytes_max(self) -> int: ...
+    @property
+    def request_bytes_max(self) -> int: ...
+    @property
+    def inline_bytes_max(self) -> int: ...
+    @property
+    def error(self) -> ProtocolError | None: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    def __init__(
+        self,
+        args_max: int = ...,
+        bulk_bytes_max: int = ...,
+        request_bytes_max: int = ...,
+        inline_bytes_max: int = ...,
+    ) -> None: ...
+    def feed(self, data: Buffer) -> list[list[bytes]]: ...
+
+def encode_reply(value: object, resp3: bool = False) -> bytes: ...
+def encode_replies(values: Iterable[object], resp3: bool = False) -> bytes: ...
+def encode_command(args: Sequence[bytes | str | int]) -> bytes: ...
+def encode_commands(requests: Iterable[Sequence[bytes | str | int]]) -> bytes: ...
