@@ -21,6 +21,8 @@ from clusterbench.resp import RespConnection, RespError, RespParser, encode
 
 SYNC_CALL_TIMEOUT_S = 2.0
 LEADER_POLL_S = 0.05
+# Requests in redis-benchmark's calibration run (which sizes the measured run).
+CALIBRATE_REQUESTS_MIN = 1_000
 
 
 class Unavailable(Exception):
@@ -159,7 +161,7 @@ class RespSystem(System):
             "set",
             in_flight=in_flight,
             duration_s=duration_s,
-            calibrate_requests=max(2_000, 4 * in_flight),
+            calibrate_requests=max(CALIBRATE_REQUESTS_MIN, 4 * in_flight),
         )
 
     async def linearizable_reads(self, in_flight: int, duration_s: float) -> dict[str, Any]:
@@ -170,7 +172,7 @@ class RespSystem(System):
             "get",
             in_flight=in_flight,
             duration_s=duration_s,
-            calibrate_requests=max(2_000, 4 * in_flight),
+            calibrate_requests=max(CALIBRATE_REQUESTS_MIN, 4 * in_flight),
         )
 
 
