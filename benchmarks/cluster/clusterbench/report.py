@@ -175,7 +175,7 @@ def notes(doc: dict[str, Any]) -> str:
         if isinstance(perf, dict):
             out.append(f"  `{perf['command']}` said: {' / '.join(perf['summary']) or '-'}")
         concurrent = results.get("concurrent_writes") or {}
-        clients = sorted({r["client"] for r in concurrent.values() if "client" in r})
+        clients = list(dict.fromkeys(r["client"] for r in concurrent.values() if "client" in r))
         if clients:
             out.append(f"  Concurrent-write clients: {', '.join(clients)}.")
         cpu = _cpu_note(results)
