@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from clusterbench import report  # noqa: E402
+from clusterbench.floors import fdatasync_floor, load_average  # noqa: E402
 from clusterbench.suite import Plan, measure  # noqa: E402
 from clusterbench.sys_etcd import EtcdSystem  # noqa: E402
 from clusterbench.sys_haperf import HaperfSystem  # noqa: E402
@@ -98,7 +99,11 @@ async def run_all(names: list[str], plan: Plan) -> dict[str, Any]:
     for name in names:
         system = FACTORIES[name]()
         extra = () if plan.quick else EXTRA_IN_FLIGHT.get(name, ())
-        systems[system.name] = await measure(system, plan, extra)
+        before = {"fdatasync_100B": fdatasync_floor(), "loadavg": load_average()}
+        results = await measure(system, plan, extra)
+        after = {"fdatasync_100B": fdatasync_floor(), "loadavg": load_average()}
+        results["floors"] = {"before": before, "after": after}
+        systems[system.name] = results
     return systems
 
 
