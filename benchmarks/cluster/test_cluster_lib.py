@@ -21,7 +21,7 @@ from clusterbench.http import HttpConnection, HttpStatusError
 from clusterbench.resp import RespError, RespParser, encode
 from clusterbench.stats import latency_summary, median, percentile
 from clusterbench.suite import Plan, attempt_timeout_s, failover_series
-from clusterbench.system import System
+from clusterbench.system import RespSystem, System
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -407,3 +407,74 @@ def test_failover_is_never_shorter_than_the_election_and_stuck_members_are_count
     assert [r["caught_up"] for r in result["runs"]] == [True, False, True]
     assert result["not_caught_up"] == 1
     assert fake.repaired == [2]
+
+
+class _OneLeaderResp(RespSystem):
+    """Just enough of a RESP system for the redis-benchmark retry logic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaders = [1, 2, 2]
+
+    def resp_port(self, member: int) -> int:
+        return 6000 + member
+
+    def leader(self, timeout_s: float) -> int:
+        return self.leaders.pop(0)
+
+    def check_available(self) -> None:
+        return None
+
+    def start(self, workdir: Path) -> None:
+        del workdir
+
+    def close(self) -> None:
+        return None
+
+    def pid(self, member: int) -> int:
+        return 0
+
+    def kill(self, member: int) -> None:
+        return None
+
+    def restart(self, member: int) -> None:
+        return None
+
+    def repair(self, member: int) -> None:
+        return None
+
+    def notes(self) -> dict[str, str]:
+        return {}
+
+    async def sequential_writes(self, duration_s: float, ops_max: int) -> dict[str, Any]:
+        return {}
+
+    async def caught_up(self, member: int, key: bytes, value: bytes) -> bool:
+        return True
+
+
+def test_a_failed_redis_benchmark_run_is_repeated_once_against_the_new_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def sustained(port: int, test: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(port)
+        if len(calls) == 1:
+            raise RuntimeError("redis-benchmark exited 1: MOVED 0 127.0.0.1:6002")
+        return {"ops_per_s": 10.0, "test": test}
+
+    monkeypatch.setattr(redisbench, "sustained", sustained)
+    system = _OneLeaderResp()
+    result = asyncio.run(system.concurrent_writes(64, 0.0))
+    assert calls == [6001, 6002]
+    assert result["ops_per_s"] == 10.0 and result["test"] == "set"
+    assert result["failed_attempts"] == ["redis-benchmark exited 1: MOVED 0 127.0.0.1:6002"]
+
+    def always_down(port: int, test: str, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("down")
+
+    monkeypatch.setattr(redisbench, "sustained", always_down)
+    system.leaders = [1, 1]
+    with pytest.raises(RuntimeError, match="failed 2 times"):
+        asyncio.run(system.linearizable_reads(256, 0.0))

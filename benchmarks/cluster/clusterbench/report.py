@@ -183,6 +183,9 @@ def notes(doc: dict[str, Any]) -> str:
         errors = _errors(results)
         if errors:
             out.append(f"  Failed measurements: {'; '.join(errors)}.")
+        retried = _retried(results)
+        if retried:
+            out.append(f"  Repeated after a failed first attempt: {'; '.join(retried)}.")
         perf = (results.get("extras") or {}).get("etcdctl_check_perf")
         if isinstance(perf, dict):
             out.append(f"  `{perf['command']}` said: {' / '.join(perf['summary']) or '-'}")
@@ -226,6 +229,16 @@ def _cpu_note(results: dict[str, Any]) -> str:
             members = ", ".join(f"{v:g}" for v in cpu["members_pct"].values())
             parts.append(f"{label}: {cpu['client_pct']:g}; {members}")
     return " / ".join(parts)
+
+
+def _retried(results: dict[str, Any]) -> list[str]:
+    runs = [(f"{n} in flight", r) for n, r in (results.get("concurrent_writes") or {}).items()]
+    runs.append(("reads", results.get("linearizable_reads")))
+    return [
+        f"{label} ({run['failed_attempts'][0][:160]})"
+        for label, run in runs
+        if isinstance(run, dict) and run.get("failed_attempts")
+    ]
 
 
 def _errors(results: dict[str, Any]) -> list[str]:
