@@ -367,8 +367,8 @@ def arbitrary_history(draw: st.DrawFn, *, unique: bool = False, events_max: int 
 
 
 LONG = st.one_of(
-    executed_history(keys=1, clients_max=6, ops_max=200).map(lambda case: case[0]),
-    arbitrary_history(unique=True, events_max=300),
+    executed_history(keys=1, clients_max=6, ops_max=130).map(lambda case: case[0]),
+    arbitrary_history(unique=True, events_max=200),
 )
 
 
