@@ -52,6 +52,9 @@ class FakeNode:
                 "state": "replicate" if leading else None,
                 "lag_entries": 0 if leading else None,
                 "lag_seconds": 0.0 if leading else None,
+                "learner": False,
+                "heard_ago_seconds": 0.01 if leading else None,
+                "match_rejects": 0 if leading else None,
             }
             for p in self.members
             if p != self.id

@@ -89,6 +89,8 @@ def test_metrics_exposition_format() -> None:
         assert 'haperf_raft_role{node="1",role="leader"} 1' in text
         assert 'haperf_raft_role{node="1",role="follower"} 0' in text
         assert 'haperf_raft_peer_lag_entries{node="1",peer="3"} 0' in text
+        assert 'haperf_raft_peer_heard_ago_seconds{node="1",peer="2"} 0.01' in text
+        assert 'haperf_raft_peer_learner{node="1",peer="2"} 0' in text
         assert 'haperf_raft_proposals_total{node="1"} 42' in text
         assert "# TYPE haperf_raft_proposals_total counter" in text
         assert "# TYPE haperf_raft_peer_lag_seconds gauge" in text
@@ -288,4 +290,14 @@ def test_subsystem_counters_and_gauges() -> None:
     assert 'haperf_resp_commands_total{node="1"} 12' in text
     assert "# TYPE haperf_resp_redirects_total counter" in text
     assert 'haperf_kv_keys{node="1"} 3' in text and "# TYPE haperf_kv_keys gauge" in text
+    check_exposition(text)
+
+
+def test_a_maximum_among_the_counters_is_a_gauge() -> None:
+    status = FakeNode().status()
+    status["counters"] = {"syncs": 4, "window_ns_max": 7}
+    text = render_metrics(status, process=False)
+    assert 'haperf_raft_syncs_total{node="1"} 4' in text
+    assert "# TYPE haperf_raft_window_ns_max gauge" in text
+    assert 'haperf_raft_window_ns_max{node="1"} 7' in text
     check_exposition(text)

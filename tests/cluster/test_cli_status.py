@@ -79,3 +79,13 @@ def test_default_cluster_file_comes_from_the_environment(tmp_path: Path) -> None
     env = {**os.environ, "HAPERF_CLUSTER_FILE": str(tmp_path / "none.json")}
     out = haperf("cluster", "status", env=env)
     assert out.returncode == 2 and str(tmp_path / "none.json") in out.stderr
+
+
+def test_kv_with_no_member_answering_exits_1(tmp_path: Path) -> None:
+    with LocalCluster(2, node_command=FAKE) as c:  # never started: nothing listens
+        path = c.write_cluster_file(tmp_path / "cluster.json")
+        out = haperf("kv", "--cluster", str(path), "get", "k")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "no member answered" in out.stderr
+        assert c.members[1].resp in out.stderr and c.members[2].resp in out.stderr
+        assert "Traceback" not in out.stderr

@@ -66,6 +66,24 @@ def test_the_documented_example_loads_and_round_trips(tmp_path: Path) -> None:
     assert config.member_metadata()[3] == {"resp": "127.0.0.1:6383", "admin": "127.0.0.1:8003"}
 
 
+def test_node_config_carries_every_raft_option() -> None:
+    doc = good()
+    doc["raft"].update(tick_ms=20, ack="all", lease_read=True, unsafe_local_reads=True)
+    node = config_from_dict(doc, "node.json").node_config()
+    assert (
+        node.id == 1 and node.members[2] == "127.0.0.1:7002" and node.dial == {2: "127.0.0.1:9102"}
+    )
+    assert (node.tick_ns, node.heartbeat_ticks, node.election_ticks) == (20_000_000, 5, 15)
+    assert (node.ack, node.lease_read, node.fsync, node.unsafe_local_reads) == (
+        "all",
+        True,
+        True,
+        True,
+    )
+    assert node.member_metadata[3] == {"resp": "127.0.0.1:6383", "admin": "127.0.0.1:8003"}
+    assert node.proposal_timeout_ns == 5_000_000_000 and node.snapshot_entries == 100_000
+
+
 def test_flags_build_the_same_config_as_the_file() -> None:
     from_flags = config_from_flags(1, PEERS, "/tmp/haperf-node-1", dial="2=127.0.0.1:9102")
     from_file = config_from_dict(good(), "node.json")

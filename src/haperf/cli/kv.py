@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,9 +55,9 @@ def _addresses(args: argparse.Namespace) -> list[str]:
 
 
 async def _request(address: str, args: argparse.Namespace) -> str:
-    client = importlib.import_module("haperf.kv.client").KVClient(
-        address, timeout_ns=REQUEST_TIMEOUT_NS
-    )
+    from haperf.kv.client import KVClient
+
+    client = KVClient(address, timeout_ns=REQUEST_TIMEOUT_NS)
     try:
         if args.kv_command == "get":
             value = await client.get(args.key)

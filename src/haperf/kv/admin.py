@@ -96,6 +96,18 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
 )
 PEER_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("peer_connected", "connected", "1 when the transport connection to the peer is up."),
+    ("peer_learner", "learner", "1 when the peer is a learner (it does not vote)."),
+    (
+        "peer_heard_ago_seconds",
+        "heard_ago_seconds",
+        "Seconds since the leader last heard from the peer (leader only).",
+    ),
+    (
+        "peer_match_rejects",
+        "match_rejects",
+        "Appends the peer rejected at or below its match index: it lost acknowledged state "
+        "(leader only; a count growing every heartbeat needs an operator, see docs/raft.md).",
+    ),
     ("peer_match_index", "match", "Highest index known replicated on the peer (leader only)."),
     ("peer_next_index", "next", "Next index the leader sends to the peer (leader only)."),
     ("peer_lag_entries", "lag_entries", "Entries the peer is behind the leader (leader only)."),
@@ -163,7 +175,7 @@ def render_metrics(
     status: Mapping[str, Any],
     *,
     namespace: str = "haperf",
-    extra: Mapping[str, float] | None = None,
+    extra: Mapping[str, int | float] | None = None,
     subsystems: Mapping[str, Mapping[str, float]] | None = None,
     process: bool = True,
 ) -> str:
@@ -207,11 +219,14 @@ def render_metrics(
                 value = int(value)
             fam.add(name, "gauge", help_text, value, {"peer": str(peer_id)})
     for key, value in sorted((status.get("counters") or {}).items()):
-        name = f"{raft}_{_metric_key(str(key))}_total"
+        metric = _metric_key(str(key))
+        if metric.endswith(GAUGE_SUFFIXES):  # a maximum or a current level, not a count
+            fam.add(f"{raft}_{metric}", "gauge", f"Raft node figure {key}.", value)
+            continue
         fam.add(
-            name,
+            f"{raft}_{metric}_total",
             "counter",
-            COUNTER_HELP.get(_metric_key(str(key)), f"Raft node counter {key}."),
+            COUNTER_HELP.get(metric, f"Raft node counter {key}."),
             value,
         )
     admin = f"{namespace}_admin"
@@ -235,6 +250,7 @@ def render_metrics(
     return fam.render()
 
 
+GAUGE_SUFFIXES = ("_max", "_min", "_current", "_last")
 GAUGE_KEYS = frozenset({"keys", "clients", "open_connections", "bytes"})
 _ADMIN_HELP = {
     "requests_total": "HTTP requests answered by the admin endpoint.",
@@ -543,9 +559,9 @@ class AdminServer:
         if path == "/metrics":
             self.readiness.check(status)
             extra = {
-                "requests_total": float(self.requests),
-                "bad_requests_total": float(self.bad_requests),
-                "connections": float(len(self._writers)),
+                "requests_total": self.requests,
+                "bad_requests_total": self.bad_requests,
+                "connections": len(self._writers),
             }
             subsystems = self._extra_metrics() if self._extra_metrics is not None else None
             text = render_metrics(status, extra=extra, subsystems=subsystems)

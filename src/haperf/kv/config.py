@@ -13,15 +13,17 @@ Anything else raises ConfigError naming the source and the field (`node.json: me
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import orjson
 
 from haperf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from haperf.raft.node import NodeConfig
 
 ACK_MODES = ("quorum", "all", "leader")
 NODE_ID_MAX = 2**63 - 1
@@ -60,6 +62,9 @@ class RaftOptions:
     fsync: bool = True
     snapshot_entries: int = 100_000
     proposal_timeout_ms: int = 5_000
+    # TEST-ONLY planted bug (chaos harness): reads answered from the local state machine without
+    # ReadIndex, so they can be stale. Never set it in production.
+    unsafe_local_reads: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,7 @@ class RaftOptions:
             "fsync": self.fsync,
             "snapshot_entries": self.snapshot_entries,
             "proposal_timeout_ms": self.proposal_timeout_ms,
+            "unsafe_local_reads": self.unsafe_local_reads,
         }
 
 
@@ -109,10 +115,10 @@ class ServiceConfig:
     def with_source(self, source: str) -> ServiceConfig:
         return replace(self, source=source)
 
-    def node_config(self) -> Any:
+    def node_config(self) -> NodeConfig:
         """The haperf.raft NodeConfig for this process's RaftNode."""
         # Imported on use: a config can be checked without the native Raft modules loaded.
-        NodeConfig = importlib.import_module("haperf.raft.node").NodeConfig
+        from haperf.raft.node import NodeConfig
 
         opts = self.raft
         return NodeConfig(
@@ -129,6 +135,7 @@ class ServiceConfig:
             snapshot_entries=opts.snapshot_entries,
             proposal_timeout_ns=opts.proposal_timeout_ms * 1_000_000,
             member_metadata=self.member_metadata(),
+            unsafe_local_reads=opts.unsafe_local_reads,
         )
 
     def member_metadata(self) -> dict[int, dict[str, str]]:
@@ -226,7 +233,7 @@ def _validate_raft(opts: RaftOptions, src: str) -> None:
         raise ConfigError(
             f"{src}: raft.ack: expected one of {', '.join(ACK_MODES)}, got {opts.ack!r}"
         )
-    for name in ("lease_read", "fsync"):
+    for name in ("lease_read", "fsync", "unsafe_local_reads"):
         if not isinstance(getattr(opts, name), bool):
             raise ConfigError(
                 f"{src}: raft.{name}: expected true or false, got {getattr(opts, name)!r}"

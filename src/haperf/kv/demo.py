@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from haperf.errors import CommitUnknownError, HaperfError, LocalClusterError
+from haperf.kv.client import KVClient
 from haperf.kv.config import RaftOptions
 from haperf.kv.localcluster import LocalCluster
 
@@ -65,8 +65,8 @@ class Write:
     unknown: int = 0  # attempts whose outcome was unknown (then retried)
 
 
-def _client_class() -> Any:
-    return importlib.import_module("haperf.kv.client").KVClient
+def _client_class() -> type[KVClient]:
+    return KVClient
 
 
 class Writer:
@@ -246,8 +246,13 @@ class Demo:
             )
         finally:
             stop_writing.set()
-            with contextlib.suppress(DemoStepError):
-                await asyncio.wait_for(background, FAILOVER_TIMEOUT_S)
+            # The writer stops after its current write; one that keeps retrying against a
+            # cluster that cannot commit is cancelled, so the step's own error is what is shown.
+            done, _ = await asyncio.wait({background}, timeout=2 * WRITE_TIMEOUT_NS / 1e9)
+            if not done:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         if background.done() and not background.cancelled() and background.exception():
             raise DemoStepError(f"the writer failed: {background.exception()}")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import sys
@@ -37,17 +36,22 @@ RespFactory = Callable[[Any, Any, str], Any]
 
 
 def _default_store() -> Any:
-    return importlib.import_module("haperf.kv.store").KVStore()
+    from haperf.kv.store import KVStore
+
+    return KVStore()
 
 
 def _default_node(config: ServiceConfig, store: Any) -> Any:
-    raft_node = importlib.import_module("haperf.raft.node").RaftNode
+    from haperf.raft.node import RaftNode
+
     me = config.me
-    return raft_node(config.node_config(), store, metadata={"resp": me.resp, "admin": me.admin})
+    return RaftNode(config.node_config(), store, metadata={"resp": me.resp, "admin": me.admin})
 
 
 def _default_resp(node: Any, store: Any, listen: str) -> Any:
-    return importlib.import_module("haperf.kv.server").RespServer(node, store, listen)
+    from haperf.kv.server import RespServer
+
+    return RespServer(node, store, listen)
 
 
 class KVService:
