@@ -192,6 +192,41 @@ def _free_ports(host: str, count: int) -> list[int]:
             s.close()
 
 
+def _previous_addresses(base_dir: Path, n: int) -> dict[int, tuple[str, str, str]] | None:
+    """The addresses recorded by an earlier cluster of `n` members in `base_dir`, when its data is
+    still there: members keep their addresses across restarts, because Raft replicates each
+    member's addresses in its log (a member restarted on new ports would look for its peers on
+    their old ones). LocalClusterError when those ports are taken now."""
+    path = base_dir / CLUSTER_FILE_NAME
+    if not path.is_file() or not any((base_dir / f"node-{i}").is_dir() for i in range(1, n + 1)):
+        return None
+    try:
+        members = read_cluster_file(path)
+    except ConfigError:
+        return None
+    if sorted(members) != list(range(1, n + 1)):
+        raise LocalClusterError(
+            f"{base_dir} holds the data of a cluster of {len(members)} members, not {n}; use "
+            "the same size or another base directory"
+        )
+    addresses = {i: (m["raft"], m["resp"], m["admin"]) for i, m in members.items()}
+    for i, triple in addresses.items():
+        for address in triple:
+            host, port = parse_address(address, f"{path}: members.{i}")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                # As the servers bind: connections of the last run in TIME_WAIT do not count,
+                # a listener does.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    raise LocalClusterError(
+                        f"{address} (node {i}'s port, recorded in {path}) is in use: is that "
+                        "cluster still running? Stop it, or use another base directory"
+                    ) from None
+    return addresses
+
+
 # --- the exit guard -------------------------------------------------------------------------
 
 
@@ -254,10 +289,14 @@ class LocalCluster:
         # `python -m haperf.kv.service --config F` is `python -m haperf node --config F` without
         # importing every other CLI command (numpy among them): a smaller, faster child.
         self._command = list(node_command) if node_command else [python, "-m", "haperf.kv.service"]
-        ports = _free_ports(host, 3 * n)
+        previous = _previous_addresses(self.base_dir, n)
+        ports = [] if previous else _free_ports(host, 3 * n)
         self.members: dict[int, Member] = {}
         for i in range(1, n + 1):
-            raft, resp, admin = (f"{host}:{p}" for p in ports[3 * (i - 1) : 3 * i])
+            if previous:
+                raft, resp, admin = previous[i]
+            else:
+                raft, resp, admin = (f"{host}:{p}" for p in ports[3 * (i - 1) : 3 * i])
             self.members[i] = Member(
                 id=i,
                 raft=raft,
@@ -343,6 +382,8 @@ class LocalCluster:
         """Start the given members (default all) that are not running."""
         if self._closed:
             raise LocalClusterError("this LocalCluster is closed; make a new one")
+        # Recorded at every start: a later LocalCluster on this base_dir reuses the addresses.
+        self.write_cluster_file()
         env = {**os.environ, **self._env, PARENT_PID_ENV: str(os.getpid())}
         env.setdefault("PYTHONUNBUFFERED", "1")
         for node_id in self._targets(ids):

@@ -102,8 +102,9 @@ class KVService:
             figures["kv"] = {"keys": len(self.store)}
         return figures
 
-    def _on_role_change(self, role: str, term: int) -> None:
-        self._log(f"node {self.config.id}: {role} in term {term}")
+    def _on_role_change(self, role: str, leader_id: int) -> None:
+        leader = f"node {leader_id}" if leader_id else "unknown"
+        self._log(f"node {self.config.id}: {role}, leader {leader}")
 
     async def start(self) -> None:
         cfg = self.config
