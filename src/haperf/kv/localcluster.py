@@ -19,6 +19,7 @@ child of every open cluster, and each child also stops by itself when this proce
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import random
@@ -28,12 +29,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -247,6 +249,23 @@ def _stop_children(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float) 
             proc.wait(STOP_TIMEOUT_S)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(
+    method: Callable[Concatenate[LocalCluster, P], R],
+) -> Callable[Concatenate[LocalCluster, P], R]:
+    """Run a method that starts, signals or waits for children under the cluster's lock."""
+
+    @functools.wraps(method)
+    def locked(self: LocalCluster, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class LocalCluster:
     """N KV nodes in child processes on loopback; see the module docstring and docs/ops.md.
 
@@ -310,6 +329,8 @@ class LocalCluster:
         self._paused: set[int] = set()
         self._signalled: set[int] = set()  # members told to exit: their exit is no failure
         self._closed = False
+        # The chaos harness drives a cluster from several threads (asyncio.to_thread).
+        self._lock = threading.RLock()
         # Runs at interpreter exit (atexit) or when the cluster is garbage collected unclosed.
         self._guard = weakref.finalize(self, _stop_children, self._procs, GUARD_STOP_TIMEOUT_S)
 
@@ -352,11 +373,12 @@ class LocalCluster:
             "members": {str(i): m.as_dict() for i, m in sorted(self.members.items())},
         }
 
+    @_locked
     def write_cluster_file(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the cluster file (default `<base_dir>/cluster.json`) atomically."""
         target = Path(path) if path is not None else self.base_dir / CLUSTER_FILE_NAME
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(orjson.dumps(self.cluster_doc(), option=orjson.OPT_INDENT_2) + b"\n")
         os.replace(tmp, target)
         return target
@@ -378,6 +400,7 @@ class LocalCluster:
             return [self._member(ids).id]
         return [self._member(i).id for i in ids]
 
+    @_locked
     def start(self, ids: Iterable[int] | None = None) -> None:
         """Start the given members (default all) that are not running."""
         if self._closed:
@@ -437,6 +460,7 @@ class LocalCluster:
         proc.send_signal(sig)
         return True
 
+    @_locked
     def kill(self, node_id: int, sig: int = signal.SIGKILL) -> None:
         """Send `sig` (default SIGKILL) to the member's process; a SIGKILL is waited for."""
         if not self._signal(node_id, sig):
@@ -445,23 +469,27 @@ class LocalCluster:
             self._wait_exit(node_id, STOP_TIMEOUT_S)
             self._paused.discard(node_id)
 
+    @_locked
     def pause(self, node_id: int) -> None:
         """SIGSTOP: the process keeps its sockets but runs nothing (a GC pause, a VM stall)."""
         if not self._signal(node_id, signal.SIGSTOP):
             raise LocalClusterError(f"node {node_id} is not running; nothing to pause")
         self._paused.add(node_id)
 
+    @_locked
     def resume(self, node_id: int) -> None:
         """SIGCONT a paused member."""
         if not self._signal(node_id, signal.SIGCONT):
             raise LocalClusterError(f"node {node_id} is not running; nothing to resume")
         self._paused.discard(node_id)
 
+    @_locked
     def restart(self, node_id: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the member if it runs, then start it again on the same ports and data."""
         self.stop(node_id, timeout_s=timeout_s)
         self.start([node_id])
 
+    @_locked
     def stop(self, node_id: int | None = None, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (graceful), then SIGKILL whatever still runs after `timeout_s`."""
         targets = [i for i in self._targets(node_id) if self.alive(i)]
@@ -493,6 +521,7 @@ class LocalCluster:
         if proc is not None:
             proc.wait(STOP_TIMEOUT_S)
 
+    @_locked
     def close(self) -> None:
         """Stop every child; remove the base directory if this cluster made it."""
         if self._closed:
