@@ -14,6 +14,7 @@ Invariants: only processes this script started are signalled; temporary director
 
 import argparse
 import asyncio
+import resource
 import shlex
 import signal
 import sys
@@ -28,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from clusterbench import report  # noqa: E402
+from clusterbench.floors import fdatasync_floor, load_average  # noqa: E402
 from clusterbench.suite import Plan, measure  # noqa: E402
 from clusterbench.sys_etcd import EtcdSystem  # noqa: E402
 from clusterbench.sys_haperf import HaperfSystem  # noqa: E402
@@ -41,6 +43,7 @@ FACTORIES: dict[str, type[System]] = {
     "pysyncobj": PySyncObjSystem,
     "haperf": HaperfSystem,
 }
+FDS_WANTED = 16_384
 # Extra in-flight counts beyond the plan's, per system, in full runs: PySyncObj peaks far out.
 EXTRA_IN_FLIGHT: dict[str, tuple[int, ...]] = {"pysyncobj": (8192,), "haperf": (8192,)}
 
@@ -96,7 +99,11 @@ async def run_all(names: list[str], plan: Plan) -> dict[str, Any]:
     for name in names:
         system = FACTORIES[name]()
         extra = () if plan.quick else EXTRA_IN_FLIGHT.get(name, ())
-        systems[system.name] = await measure(system, plan, extra)
+        before = {"fdatasync_100B": fdatasync_floor(), "loadavg": load_average()}
+        results = await measure(system, plan, extra)
+        after = {"fdatasync_100B": fdatasync_floor(), "loadavg": load_average()}
+        results["floors"] = {"before": before, "after": after}
+        systems[system.name] = results
     return systems
 
 
@@ -107,8 +114,17 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _raise_fd_limit() -> None:
+    # etcd's 1,024-connection run needs more descriptors than a default soft limit of 1,024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FDS_WANTED if hard == resource.RLIM_INFINITY else min(hard, FDS_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _raise_fd_limit()
     args = parse_args(argv)
     plan = plan_for(args)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,17 +9,19 @@ fake's election delay, and a member that does not catch up is counted and repair
 
 import asyncio
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clusterbench import procs, redisbench, report
+from clusterbench.floors import fdatasync_floor, load_average
 from clusterbench.http import HttpConnection, HttpStatusError
 from clusterbench.resp import RespError, RespParser, encode
 from clusterbench.stats import latency_summary, median, percentile
 from clusterbench.suite import Plan, attempt_timeout_s, failover_series
-from clusterbench.system import System
+from clusterbench.system import RespSystem, System
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -221,11 +223,13 @@ def test_report_shows_dash_for_unmeasured_and_ratios_of_haperf_to_peers() -> Non
                 "sequential_writes": {"ops_per_s": 3000.0, "p50_ms": 0.3},
                 "concurrent_writes": {"64": {"ops_per_s": 90000.0}, "8192": {"ops_per_s": 1e5}},
                 "failover": {"median_ms": 200.0, "not_caught_up": 0},
+                "floors": {"before": {"fdatasync_100B": {"p50_ms": 0.2}, "loadavg": [1.0]}},
             },
             "etcd": {
                 "sequential_writes": {"ops_per_s": 1500.0, "p50_ms": 0.6},
                 "concurrent_writes": {"64": {"ops_per_s": 4500.0}},
                 "failover": {"error": "RuntimeError: boom"},
+                "floors": {"before": {"fdatasync_100B": {"p50_ms": 0.4}, "loadavg": [2.0]}},
             },
             "PySyncObj": {"unavailable": "PySyncObj is not installed"},
         }
@@ -241,6 +245,7 @@ def test_report_shows_dash_for_unmeasured_and_ratios_of_haperf_to_peers() -> Non
     best = row["best writes/s, any in-flight setting (higher is better)"]
     assert best[1] == "100,000 (at 8192)" and best[2] == "4,500 (at 64)"
     assert "writes/s at 8192 in flight (higher is better)" in row
+    assert row["floor: 100 B write+fdatasync p50 ms, just before this system"][5] == "-"
     notes = report.notes(doc)
     assert "not measured: PySyncObj is not installed" in notes
     assert "failover: RuntimeError: boom" in notes
@@ -266,6 +271,15 @@ def test_proc_readings_of_this_process() -> None:
     assert procs.rss_bytes(os.getpid()) > 1_000_000
     ports = procs.free_ports(4)
     assert len(set(ports)) == 4
+
+
+def test_fdatasync_floor_reports_ordered_percentiles_and_cleans_up() -> None:
+    before = set(Path(tempfile.gettempdir()).glob("haperf-clusterbench-floor-*"))
+    floor = fdatasync_floor(5)
+    assert floor["samples"] == 5
+    assert 0 < floor["p50_ms"] <= floor["p99_ms"]
+    assert set(Path(tempfile.gettempdir()).glob("haperf-clusterbench-floor-*")) == before
+    assert len(load_average()) == 3
 
 
 def test_children_never_signal_a_process_they_did_not_start() -> None:
@@ -393,3 +407,74 @@ def test_failover_is_never_shorter_than_the_election_and_stuck_members_are_count
     assert [r["caught_up"] for r in result["runs"]] == [True, False, True]
     assert result["not_caught_up"] == 1
     assert fake.repaired == [2]
+
+
+class _OneLeaderResp(RespSystem):
+    """Just enough of a RESP system for the redis-benchmark retry logic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaders = [1, 2, 2]
+
+    def resp_port(self, member: int) -> int:
+        return 6000 + member
+
+    def leader(self, timeout_s: float) -> int:
+        return self.leaders.pop(0)
+
+    def check_available(self) -> None:
+        return None
+
+    def start(self, workdir: Path) -> None:
+        del workdir
+
+    def close(self) -> None:
+        return None
+
+    def pid(self, member: int) -> int:
+        return 0
+
+    def kill(self, member: int) -> None:
+        return None
+
+    def restart(self, member: int) -> None:
+        return None
+
+    def repair(self, member: int) -> None:
+        return None
+
+    def notes(self) -> dict[str, str]:
+        return {}
+
+    async def sequential_writes(self, duration_s: float, ops_max: int) -> dict[str, Any]:
+        return {}
+
+    async def caught_up(self, member: int, key: bytes, value: bytes) -> bool:
+        return True
+
+
+def test_a_failed_redis_benchmark_run_is_repeated_once_against_the_new_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def sustained(port: int, test: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(port)
+        if len(calls) == 1:
+            raise RuntimeError("redis-benchmark exited 1: MOVED 0 127.0.0.1:6002")
+        return {"ops_per_s": 10.0, "test": test}
+
+    monkeypatch.setattr(redisbench, "sustained", sustained)
+    system = _OneLeaderResp()
+    result = asyncio.run(system.concurrent_writes(64, 0.0))
+    assert calls == [6001, 6002]
+    assert result["ops_per_s"] == 10.0 and result["test"] == "set"
+    assert result["failed_attempts"] == ["redis-benchmark exited 1: MOVED 0 127.0.0.1:6002"]
+
+    def always_down(port: int, test: str, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("down")
+
+    monkeypatch.setattr(redisbench, "sustained", always_down)
+    system.leaders = [1, 1]
+    with pytest.raises(RuntimeError, match="failed 2 times"):
+        asyncio.run(system.linearizable_reads(256, 0.0))

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from haperf.chaos.history import Op, Operation, pair
 from haperf.chaos.lincheck import (
     MODELS,
+    VERDICT_OUT_OF_MEMORY,
     VERDICT_RUNNING,
     Model,
     ReferenceSearch,
@@ -232,11 +233,17 @@ def test_multi_register_transactions_are_checked_whole() -> None:
 
 
 def _hard_history(writers: int = 16) -> list[Op]:
-    """Many overlapping writes, then a read of a value nobody wrote: refuted only by search."""
+    """Overlapping writes of 0..writers-1, then sequential reads of 0, 1 and 0 again: each value
+    is written once, so this is refuted only after every order of the writes is ruled out."""
     events = [Op(p, "invoke", "write", "k", p, p) for p in range(writers)]
     events += [Op(p, "ok", "write", "k", p, writers + p) for p in range(writers)]
     t = 2 * writers
-    return [*events, Op(99, "invoke", "read", "k", None, t), Op(99, "ok", "read", "k", 777, t + 1)]
+    for i, seen in enumerate((0, 1, 0)):
+        events += [
+            Op(99, "invoke", "read", "k", None, t + 2 * i),
+            Op(99, "ok", "read", "k", seen, t + 2 * i + 1),
+        ]
+    return events
 
 
 def test_timeout_gives_an_unknown_verdict_naming_the_key() -> None:
@@ -257,8 +264,10 @@ def test_hard_history_is_refuted_without_limits() -> None:
     result = check(_hard_history(12))
     assert result.linearizable is False
     assert result.failure is not None
-    assert result.failure.stuck.output == 777
-    assert len(result.failure.candidates) == 0  # every write returned before the read began
+    assert result.failure.stuck.f == "read"
+    assert result.steps > 1000
+    assert len(result.failure.candidates) == 0  # every write returned before the reads began
+    assert check(_hard_history(12), native=False).steps == result.steps
 
 
 def test_bad_arguments_are_config_errors() -> None:
@@ -329,43 +338,62 @@ def test_a_read_inserted_at_a_quiet_point_is_checked(
 
 
 @st.composite
-def arbitrary_history(draw: st.DrawFn) -> list[Op]:
-    """Well-formed but otherwise random: values read need not have been written."""
+def arbitrary_history(draw: st.DrawFn, *, unique: bool = False, events_max: int = 24) -> list[Op]:
+    """Well-formed but otherwise random: values read need not have been written. `unique`:
+    every write (and cas) writes a fresh value, as haperf's harness does."""
     events: list[Op] = []
     flight: dict[int, tuple[str, object]] = {}
-    for _ in range(draw(st.integers(1, 24))):
+    fresh = iter(range(10, 10_000))
+    for _ in range(draw(st.integers(1, events_max))):
         p = draw(st.integers(0, 3))
         t = len(events)
         if p in flight:
             f, value = flight.pop(p)
             typ = draw(st.sampled_from(["ok", "ok", "ok", "fail", "info"]))
-            out = draw(st.one_of(st.none(), st.integers(0, 2))) if f == "read" else value
+            seen = st.sampled_from([None, 0, 1, 2, 10, 11, 12, 13])
+            out = draw(seen) if f == "read" else value
             events.append(Op(p, typ, f, "k", out if typ == "ok" or f != "read" else None, t))
         else:
             f = draw(st.sampled_from(["read", "write", "cas"]))
             value = None
             if f == "write":
-                value = draw(st.integers(0, 2))
+                value = next(fresh) if unique else draw(st.integers(0, 2))
             elif f == "cas":
-                value = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                new = next(fresh) if unique else draw(st.integers(0, 2))
+                value = (draw(st.sampled_from([None, 0, 1, 2, 10, 11, 12, 13])), new)
             flight[p] = (f, value)
             events.append(Op(p, "invoke", f, "k", value, t))
     return events
 
 
+LONG = st.one_of(
+    executed_history(keys=1, clients_max=6, ops_max=200).map(lambda case: case[0]),
+    arbitrary_history(unique=True, events_max=300),
+)
+
+
 @settings(deadline=None)
-@given(arbitrary_history(), st.sampled_from(["cas-register", "etcd-cas-register"]))
-def test_native_search_matches_the_reference_step_for_step(events: list[Op], model: str) -> None:
+@given(
+    st.one_of(arbitrary_history(), LONG),
+    st.sampled_from(["cas-register", "etcd-cas-register"]),
+    st.booleans(),
+)
+def test_native_search_matches_the_reference_step_for_step(
+    events: list[Op], model: str, bound: bool
+) -> None:
+    """Same steps, verdict and deepest point: the native cache (a window of the bitset plus
+    the pending region) keys exactly the sets the reference's whole bitsets do. The long
+    histories span several bitset words and keep info operations pending."""
     spec = MODELS[model]
     from haperf._native.lincheck import Search
 
     for key, ops in partitions(pair(events), spec):
-        problem = encode(ops, spec, key)
+        problem = encode(ops, spec, key, bound_pending=bound)
         args = (problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial)
         native = Search(*args)
         reference = ReferenceSearch(*args)
         while True:
-            v1, v2 = native.run(7), reference.run(7)
+            v1, v2 = native.run(997), reference.run(997)
             assert v1 == v2
             assert native.steps == reference.steps
             if v1 != VERDICT_RUNNING:
@@ -373,3 +401,128 @@ def test_native_search_matches_the_reference_step_for_step(events: list[Op], mod
         assert native.best == reference.best
         assert native.stuck == reference.stuck
         assert native.best_state == reference.best_state
+        # A cache too small for the search evicts (or gives up), and never changes a verdict.
+        tight = Search(*args, None, 1 << 16)
+        assert tight.run(10**8) in (v1, VERDICT_OUT_OF_MEMORY)
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(arbitrary_history(), arbitrary_history(unique=True)),
+    st.sampled_from(["cas-register", "etcd-cas-register", "knossos-cas-register"]),
+)
+def test_bounding_info_operations_never_changes_the_verdict(events: list[Op], model: str) -> None:
+    from haperf._native.lincheck import Search
+
+    spec = MODELS[model]
+    for key, ops in partitions(pair(events), spec):
+        verdicts = []
+        for bound in (True, False):
+            problem = encode(ops, spec, key, bound_pending=bound)
+            search = Search(
+                problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial
+            )
+            verdicts.append(search.run(10**7))
+        assert verdicts[0] == verdicts[1] != VERDICT_RUNNING
+
+
+def test_info_writes_are_bounded_by_their_first_observer_or_dropped() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "info", "write", 1),      # read below: must precede it
+        (1, "invoke", "write", 2), (1, "info", "write", 2),      # never observed: dropped
+        (2, "invoke", "cas", [1, 3]), (2, "info", "cas", [1, 3]),  # 3 only needed by a drop
+        (3, "invoke", "read", None), (3, "ok", "read", 1),
+        (4, "invoke", "cas", [3, 4]), (4, "info", "cas", [3, 4]),  # 4 never seen: dropped
+    )  # fmt: skip
+    spec = MODELS["cas-register"]
+    problem = encode(pair(history), spec, "k")
+    assert [(op.f, op.value) for op in problem.ops] == [("write", 1), ("read", None)]
+    assert problem.rets[0] == 7  # the read's return
+    assert check(history).linearizable is True
+
+
+def test_a_value_nobody_wrote_is_refuted_without_a_search() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "ok", "write", 1),
+        (1, "invoke", "read", None), (1, "ok", "read", 42),
+    )  # fmt: skip
+    result = check(history)
+    assert result.linearizable is False
+    assert result.steps == 0
+    assert "observed the value 42, which no operation in the history writes" in result.explanation
+    assert result.failure is not None and result.failure.stuck.output == 42
+
+
+def test_info_operations_only_needed_through_a_chain_are_kept() -> None:
+    history = h(
+        (0, "invoke", "write", 1), (0, "info", "write", 1),      # needed by cas 1 -> 2
+        (1, "invoke", "cas", [1, 2]), (1, "info", "cas", [1, 2]),  # needed: 2 is read
+        (2, "invoke", "write", 5), (2, "info", "write", 5),      # needed by nobody
+        (3, "invoke", "cas", [5, 6]), (3, "info", "cas", [5, 6]),  # 6 never read: dropped
+        (4, "invoke", "read", None), (4, "ok", "read", 2),
+    )  # fmt: skip
+    problem = encode(pair(history), MODELS["cas-register"], "k")
+    assert [op.value for op in problem.ops] == [1, (1, 2), None]
+    # The cas is bounded by the read of 2; the write of 1 is needed only by that cas, which
+    # no completed operation observes, so it stays pending.
+    assert problem.rets == [-1, 9, 9]
+    assert check(history).linearizable is True
+
+
+def _planted_stale_read(seed: int, operations: int) -> tuple[list[Op], Operation, Operation]:
+    """A harness-like history and a copy where a late read returns a value that was certainly
+    overwritten before the read began: (planted history, the late read, the old read)."""
+    from haperf.bench.suites.lincheck import harness_history
+
+    history = harness_history(seed, operations)
+    paired = pair(history)
+    reads = [op for op in paired if op.f == "read" and op.outcome == "ok" and op.output]
+    late = reads[-20]
+    # An old read of the same key, with an ok write on that key strictly between the two reads.
+    old = next(
+        r
+        for r in reversed(reads[:-200])
+        if r.key == late.key
+        and r.ret is not None
+        and any(
+            w.key == late.key and w.f == "write" and w.outcome == "ok" and w.ret is not None
+            and w.call > r.ret and w.ret < late.call
+            for w in paired
+        )
+    )  # fmt: skip
+    planted = list(history)
+    assert late.ret is not None
+    event = planted[late.ret]  # pair() numbers events by their index in the history
+    planted[late.ret] = Op(event.process, "ok", "read", event.key, old.output, event.time)
+    return planted, late, old
+
+
+def test_long_harness_like_history_and_a_planted_stale_read() -> None:
+    from haperf.bench.suites.lincheck import harness_history
+
+    assert check(harness_history(7, 4000)).linearizable is True
+    planted, late, old = _planted_stale_read(7, 4000)
+    result = check(planted)
+    assert result.linearizable is False
+    assert result.key == late.key
+    assert result.failure is not None
+    assert result.failure.stuck.output == old.output
+
+
+def test_a_full_cache_evicts_far_states_and_still_reaches_the_verdict() -> None:
+    from haperf._native.lincheck import VERDICT_VIOLATION, Search
+
+    planted, late, _ = _planted_stale_read(11, 6000)
+    ops = [op for op in pair(planted) if op.key == late.key]
+    problem = encode(ops, MODELS["cas-register"], late.key)
+    args = (problem.kinds, problem.a, problem.b, problem.calls, problem.rets, problem.initial)
+    roomy = Search(*args)
+    assert roomy.run(10**9) == VERDICT_VIOLATION
+    assert roomy.evictions == 0
+    assert roomy.cache_bytes > 1 << 20
+    tight = Search(*args, None, 1 << 18)  # a quarter of what the roomy search held
+    assert tight.run(10**9) == VERDICT_VIOLATION
+    assert tight.evictions > 0
+    assert tight.cache_bytes <= 1 << 18
+    assert tight.steps >= roomy.steps  # evicted states may be explored again, never skipped
+    assert check(planted, cache_bytes_max=1 << 18).linearizable is False

@@ -132,7 +132,7 @@ def fake_run(tmp_path: Path, **kwargs: Any) -> tuple[RunResult, FakeCluster]:
         holder["c"] = FakeCluster(config.nodes, **kwargs)
         return holder["c"]
 
-    async def connect(address: str, op_timeout_ns: int) -> FakeKV:
+    async def connect(address: str, follow: bool, op_timeout_ns: int) -> FakeKV:
         cluster = holder["c"]
         node = int(address.split(":")[1])
         if cluster.state[node] == "down":
@@ -162,6 +162,7 @@ def test_full_flow_records_faults_and_outcomes_and_passes_on_a_correct_store(
 ) -> None:
     result, cluster = fake_run(tmp_path)
     text = describe(result)
+    assert result.ok, text
     summary = result.summary
     records = [orjson.loads(x) for x in (result.out / "history.jsonl").read_bytes().splitlines()]
     nemesis = [r for r in records if r["process"] == "nemesis"]
@@ -181,6 +182,7 @@ def test_full_flow_records_faults_and_outcomes_and_passes_on_a_correct_store(
     assert summary["processes"] > 4
     assert summary["caught_up"]["ok"]
     assert summary["checks"]["lost_writes"] == []
+    assert summary["checks"]["linearizable"]["verdict"] == "linearizable"
     assert set(summary["final"]) == {"k0", "k1"}
     assert (result.out / "summary.json").is_file()
     assert "verdict" in text and "faults:" in text

@@ -83,7 +83,7 @@ def run_workload(
 ) -> tuple[Workload, list[dict[str, Any]]]:
     history = HistoryLog(tmp_path / "history.jsonl")
 
-    async def connect(address: str) -> FakeKV:
+    async def connect(address: str, follow: bool) -> FakeKV:
         return FakeKV(store)
 
     workload = Workload(
@@ -195,7 +195,7 @@ def test_timeout_is_info(tmp_path: Any) -> None:
     store = FakeStore()
     history = HistoryLog(tmp_path / "h.jsonl")
 
-    async def connect(address: str) -> FakeKV:
+    async def connect(address: str, follow: bool) -> FakeKV:
         return Slow(store)
 
     workload = Workload(

@@ -226,3 +226,20 @@ def test_snapshot_version_and_limits_are_checked() -> None:
         KVStore(value_bytes_max=2).restore(_big_store(10).snapshot())
     with pytest.raises(KVSnapshotError, match="magic"):
         KVStore().restore(b"NOPE" + bytes(40))
+
+
+def test_snapshot_records_chunking_and_duplicate_keys() -> None:
+    store = _big_store(10)
+    chunks = store.snapshot_records(1)
+    assert len(chunks) == 10  # a chunk closes as soon as it reaches chunk_bytes
+    assert b"".join(chunks) == b"".join(store.snapshot_records(1 << 20))
+    with pytest.raises(ValueError):
+        store.snapshot_records(0)
+    two = KVStore()
+    two.apply(1, c.encode_set(b"a", b"1", 5))
+    two.apply(2, c.encode_set(b"b", b"2", 5))
+    data = two.snapshot()
+    bad = data.replace(b"\x00b2", b"\x00a2")  # the second record now names key "a" again
+    assert bad != data
+    with pytest.raises(KVSnapshotError, match="twice"):
+        KVStore().restore(bad)

@@ -167,6 +167,9 @@ def test_three_nodes_redirect_replicate_and_fail_over(tmp_path: Path) -> None:
             with pytest.raises(RedirectError) as err:
                 await client.set("c", "1")
             assert err.value.address == leader.resp_addresses[leader.id]
+            # Reads are served by the follower itself, behind a ReadIndex from the leader.
+            assert await client.get("a") == b"1"
+            assert await client.mget("b0", "none") == [b"x", None]
         # The leader stops; a follower that survives redirects to the new leader.
         await leader.stop()
         await _until(lambda: _leader(followers) is not None, "a new leader")

@@ -418,3 +418,30 @@ def test_fuzzed_garbage_never_takes_the_server_down() -> None:
         assert await ask(server, [b"PING"]) == ["PONG"]
 
     run(body)
+
+
+def test_nothing_after_quit_is_served() -> None:
+    async def body(server: RespServer, node: FakeNode, clock: Clock) -> None:
+        conn = await Conn.open(server)
+        await conn.send(
+            encode_commands([[b"SET", b"a", b"1"], [b"QUIT"], [b"SET", b"b", b"2"], [b"PING"]])
+        )
+        assert await conn.closed()
+        assert conn.raw == b"+OK\r\n+OK\r\n"
+        assert node.store.get(b"a") == b"1"
+        assert node.store.get(b"b") is None
+
+    run(body)
+
+
+def test_a_failing_node_costs_the_connection_not_the_server() -> None:
+    async def body(server: RespServer, node: FakeNode, clock: Clock) -> None:
+        node.fail_with = RuntimeError("planted bug in the node")
+        conn = await Conn.open(server)
+        await conn.send(encode_command([b"SET", b"a", b"1"]))
+        assert await conn.closed()
+        assert conn.raw == b""
+        node.fail_with = None
+        assert await ask(server, [b"SET", b"a", b"2"], [b"GET", b"a"]) == ["OK", b"2"]
+
+    run(body)

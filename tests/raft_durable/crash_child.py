@@ -3,8 +3,9 @@
 Run as `python crash_child.py DIR SEED ROUND [recover]`. It opens DiskStorage(DIR) (fsync on),
 rebuilds a model (MemoryStorage plus the full log) from initial_state(), then loops forever:
 one step from `next_step` (append, sometimes overwriting a tail with a higher term; a term/vote
-change; now and then a compaction snapshot that keeps the suffix), applied to the model and to
-the disk, then sync(), then prints "STEP" and flushes. A line is printed only after the sync that
+change; now and then a compaction snapshot that keeps the suffix, or a leader's snapshot beyond
+the log or conflicting with it, which drops the log), applied to the model and to the disk, then
+sync(), then prints "STEP" and flushes. A line is printed only after the sync that
 made the step durable returned. With `recover` it only opens and closes (recovery is killed).
 
 The parent (test_kill.py) replays the same steps from the same seed, round and starting state,
@@ -82,6 +83,19 @@ def next_step(rng: random.Random, m: Model) -> tuple[str, object]:
     if roll < 0.9:
         m.hard_state = (term + 1, rng.randrange(0, 4), commit)
         return "hard", m.hard_state
+    if roll < 0.93:
+        # A leader's snapshot that does not match this log (a follower far behind, or on a
+        # losing branch): beyond the log or inside it with a newer term; the whole log goes.
+        if rng.random() < 0.5:
+            index = m.last_index + rng.randrange(1, 6)
+        else:
+            index = rng.randrange(m.snap_index + 1, m.last_index + 1)
+        new_term = max(term, m.term_at(m.last_index)) + 1
+        snap = (index, new_term, rng.randbytes(rng.randrange(0, 3000)))
+        m.log = []
+        m.snap = snap
+        m.hard_state = (new_term, 0, max(commit, index))
+        return "snapshot", snap
     index = rng.randrange(m.snap_index + 1, m.last_index + 1)
     snap = (index, m.term_at(index), rng.randbytes(rng.randrange(0, 3000)))
     m.log = [e for e in m.log if e[0] > index]

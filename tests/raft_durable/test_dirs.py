@@ -10,7 +10,7 @@ import pytest
 from haperf._native.raft import HardState
 from haperf._native.raftmsg import ConfState, Entry, SnapshotMeta
 from haperf.checksum import crc32c
-from haperf.errors import StorageError
+from haperf.errors import ConfigError, StorageError
 from haperf.raft.durable import (
     HARDSTATE_NAME,
     MARKER_NAME,
@@ -159,3 +159,13 @@ def test_fsync_false_writes_the_same_state(tmp_path: Path) -> None:
         with open_small(directory) as disk:
             states.append(plain(disk.initial_state()))
     assert states[0] == states[1]
+
+
+def test_bad_configuration_raises_before_anything_is_created(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="segment_bytes=4096"):
+        DiskStorage(tmp_path / "d", segment_bytes=4096, entry_bytes_max=8192)
+    with pytest.raises(ConfigError, match="entry_bytes_max"):
+        DiskStorage(tmp_path / "d", entry_bytes_max=0)
+    assert not (tmp_path / "d").exists()
+    with DiskStorage(tmp_path / "d", segment_bytes=4096, entry_bytes_max=4096 - 32 - 24 - 16):
+        pass

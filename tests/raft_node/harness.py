@@ -265,3 +265,12 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         return loop.run_until_complete(asyncio.wait_for(coro_fn(), WAIT_S_MAX * 10))
     finally:
         loop.close()
+
+
+def run_real_time(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `coro_fn()` on a fresh real-time loop (tests with worker threads) and close it."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), WAIT_S_MAX * 2))
+    finally:
+        loop.close()

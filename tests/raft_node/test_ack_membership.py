@@ -162,3 +162,33 @@ def test_graceful_stop_with_transfer_hands_leadership_over() -> None:
         await c.stop_all()
 
     run(body)
+
+
+def test_leader_sends_before_its_fsync_only_when_a_follower_must_acknowledge() -> None:
+    """Thesis 10.2.1 is used on a 3-voter leader; a one-voter leader with a learner commits by
+    itself, so it must not tell the learner a commit index before its own fsync."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        c = Cluster(loop)
+        await c.start_all()
+        lead = await c.wait_leader()
+        before = c.nodes[lead].status()["counters"]["early_sends"]
+        await c.nodes[lead].propose(b"a=1")
+        assert c.nodes[lead].status()["counters"]["early_sends"] > before
+        await c.stop_all()
+
+        solo = Cluster(loop, n=1)
+        node = await solo.start(1)
+        await wait_for(lambda: node.is_leader)
+        await solo.start(2, join=True, listen="node2:7000")
+        await node.add_learner(2, "node2:7000")
+        before = node.status()["counters"]["early_sends"]
+        for k in range(5):
+            await node.propose(f"s{k}=1".encode())
+        assert node.status()["counters"]["early_sends"] == before
+        await solo.wait_applied(node.status()["commit"])
+        assert solo.machines[2].data == solo.machines[1].data
+        await solo.stop_all()
+
+    run(body)

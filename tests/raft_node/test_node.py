@@ -6,6 +6,7 @@ and the error types of stop() and timeouts. No assertion depends on wall-clock t
 """
 
 import asyncio
+import threading
 
 import pytest
 
@@ -19,7 +20,8 @@ from haperf.errors import (
 )
 from haperf.raft import NodeConfig
 from haperf.raft.node import INTERNAL_PREFIX
-from tests.raft_node.harness import Cluster, run, wait_for
+from haperf.raft.storage import MemoryStorage
+from tests.raft_node.harness import Cluster, run, run_real_time, wait_for
 
 
 def test_config_rejects_bad_values() -> None:
@@ -264,6 +266,149 @@ def test_unsafe_local_reads_is_a_planted_bug_that_reads_stale_data() -> None:
         c.net.isolate(f, c.members)
         await c.nodes[lead].propose(b"x=new")
         assert await c.nodes[f].read("x") == "old"  # stale: exactly the bug it plants
+        await c.stop_all()
+
+    run(body)
+
+
+def test_lease_reads_serve_on_the_leader_and_expire_when_isolated() -> None:
+    """Thesis 6.4.1: with lease_read the leader answers from its lease; an isolated leader's
+    lease runs out (its ticks keep counting) and it stops answering."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop(), lease_read=True)
+        await c.start_all()
+        lead = await c.wait_leader()
+        await c.nodes[lead].propose(b"x=1")
+        assert await c.nodes[lead].read("x") == "1"
+        c.net.isolate(lead, c.members)
+        new = await c.wait_leader(exclude=[lead])
+        await c.nodes[new].propose(b"x=2")
+        with pytest.raises((ProposalDroppedError, NotLeaderError)):
+            await c.nodes[lead].read("x", timeout_ns=2_000_000_000)
+        assert await c.nodes[new].read("x") == "2"
+        c.net.heal()
+        await c.stop_all()
+
+    run(body)
+
+
+def test_concurrent_reads_share_one_read_index_round() -> None:
+    """Thesis 6.4: one confirmed heartbeat round serves every read registered before it."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        await c.start_all()
+        lead = await c.wait_leader()
+        node = c.nodes[lead]
+        await node.propose(b"r=1")
+        before = node.status()["counters"]["read_rounds"]
+        values = await asyncio.gather(*(node.read("r") for _ in range(100)))
+        assert values == ["1"] * 100
+        assert node.status()["counters"]["read_rounds"] - before == 1
+        seen: list[tuple[str, int]] = []
+        node.on_role_change(lambda role, leader: seen.append((role, leader)))
+        await node.transfer_leadership(next(i for i in c.nodes if i != lead))
+        assert seen and seen[-1][0] == "follower"
+        await c.stop_all()
+
+    run(body)
+
+
+class _FailingStorage(MemoryStorage):
+    """A MemoryStorage whose sync() raises once `failing` is set (a dying disk)."""
+
+    failing = False
+
+    def sync(self) -> None:
+        if self.failing:
+            raise OSError(5, "Input/output error (test)")
+        super().sync()
+
+
+def test_fsync_error_fails_the_node_stop() -> None:
+    """An fsync error is never retried or reported as success: the node fails every waiter
+    and refuses further requests until restarted from its storage."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        c = Cluster(loop)
+        lead_storage = _FailingStorage()
+        c.storages[1] = lead_storage
+        await c.start_all()
+        await c.nodes[1].campaign()
+        assert await c.wait_leader() == 1
+        await c.nodes[1].propose(b"a=1")
+        lead_storage.failing = True
+        handled: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        with pytest.raises(CommitUnknownError):
+            await c.nodes[1].propose(b"b=1")
+        with pytest.raises(NodeStoppedError):
+            await c.nodes[1].propose(b"c=1")
+        assert c.nodes[1].status()["failed"] is not None and not c.nodes[1].is_leader
+        assert any(isinstance(h.get("exception"), OSError) for h in handled)
+        new = await c.wait_leader(exclude=[1])
+        assert await c.nodes[new].read("a") == "1"
+        await c.stop_all()
+
+    run(body)
+
+
+class _GatedStorage(MemoryStorage):
+    """A MemoryStorage whose sync() (run on the node's sync thread) waits for a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def sync(self) -> None:
+        if not self.gate.wait(30):
+            raise OSError(5, "gate never opened (test)")
+        super().sync()
+
+
+def test_proposal_timing_out_while_buffered_is_never_appended() -> None:
+    """While an fsync runs on the sync thread, proposals wait in the buffer; one that times
+    out there fails with ProposalDroppedError (definitely not applied) and is never appended."""
+
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        gated = _GatedStorage()
+        c.storages[1] = gated
+        for i in c.members:
+            extra = {"data_dir": "unused", "sync_thread": True} if i == 1 else {}
+            await c.start(i, **extra)
+        await c.nodes[1].campaign()
+        assert await c.wait_leader() == 1
+        node = c.nodes[1]
+        await node.propose(b"a=1")
+        gated.gate.clear()
+        blocked = asyncio.ensure_future(node.propose(b"b=1"))  # its fsync hangs
+        await asyncio.sleep(0.01)
+        with pytest.raises(ProposalDroppedError):
+            await node.propose(b"never=1", timeout_ns=100_000_000)
+        gated.gate.set()
+        assert await blocked > 0
+        await node.propose(b"c=1")
+        await c.wait_applied(node.status()["commit"])
+        assert all("never" not in c.machines[i].data for i in c.nodes)
+        assert all(c.machines[i].data.get("c") == "1" for i in c.nodes)
+        await c.stop_all()
+
+    run_real_time(body)  # a real sync thread: virtual time would race ahead of it
+
+
+def test_wait_leader_times_out_with_not_leader_error() -> None:
+    async def body() -> None:
+        c = Cluster(asyncio.get_running_loop())
+        node = await c.start(1)  # alone: 1 of 3 voters can never be elected
+        with pytest.raises(NotLeaderError) as info:
+            await node.wait_leader(500_000_000)
+        assert info.value.leader_id == 0
+        with pytest.raises(NotLeaderError):
+            await node.barrier()
         await c.stop_all()
 
     run(body)

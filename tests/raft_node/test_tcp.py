@@ -8,7 +8,10 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
 from haperf.bench.suites.raftnode import free_ports
+from haperf.errors import ConfigError, NodeStoppedError
 from haperf.raft import NodeConfig, RaftNode
 from haperf.raft.embedded import EmbeddedRaftNode
 from haperf.runtime.loop import new_event_loop
@@ -98,4 +101,110 @@ def test_embedded_node_from_several_threads(tmp_path: Path) -> None:
         assert not errors, errors
         assert node.status()["applied"] >= 80
         assert len(kv.data) == 80
+        with pytest.raises(ConfigError):  # errors cross the thread boundary with their type
+            node.propose(b"")
     node.stop()  # idempotent after the context manager stopped it
+    with pytest.raises(NodeStoppedError):
+        node.propose(b"late=1")
+
+
+def test_snapshot_over_tcp_and_restart_from_a_disk_snapshot(tmp_path: Path) -> None:
+    """Thesis 5: a follower down while the leader compacted gets the snapshot over TCP; a node
+    restarted from a data dir holding a snapshot restores it and replays the log after it."""
+
+    async def body() -> None:
+        ports = free_ports(3)
+        members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports)}
+        kvs: dict[int, KV] = {}
+        nodes: dict[int, RaftNode] = {}
+
+        async def start(i: int) -> RaftNode:
+            kvs[i] = KV()
+            cfg = NodeConfig(
+                i, members, data_dir=str(tmp_path / f"n{i}"), seed=i, snapshot_entries=25
+            )
+            nodes[i] = RaftNode(cfg, kvs[i])
+            await nodes[i].start()
+            return nodes[i]
+
+        for i in members:
+            await start(i)
+        try:
+            lead = await nodes[1].wait_leader(20_000_000_000)
+            await _wait(lambda: nodes[lead].is_leader)
+            f = next(i for i in nodes if i != lead)
+            await nodes.pop(f).stop()
+            for k in range(80):
+                await nodes[lead].propose(f"k{k}={k}".encode())
+            assert nodes[lead].status()["snapshot_index"] > 0
+            lagging = await start(f)
+            commit = nodes[lead].status()["commit"]
+            await _wait(lambda: lagging.status()["applied"] >= commit)
+            assert lagging.status()["counters"]["snapshots_installed"] >= 1
+            assert kvs[f].data == kvs[lead].data
+            # Restart the leader itself from its own snapshot + log.
+            await nodes.pop(lead).stop()
+            again = await start(lead)
+            assert again.status()["snapshot_index"] > 0
+            assert kvs[lead].data.get("k10") == "10"  # restored before any new leader
+            await _wait(lambda: any(n.is_leader for n in nodes.values()))
+            new = next(i for i, n in nodes.items() if n.is_leader)
+            await nodes[new].propose(b"last=1")
+            commit = nodes[new].status()["commit"]
+            await _wait(lambda: all(n.status()["applied"] >= commit for n in nodes.values()))
+            assert kvs[1].data == kvs[2].data == kvs[3].data
+        finally:
+            for n in nodes.values():
+                await n.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()
+
+
+def test_add_and_remove_a_voter_over_tcp(tmp_path: Path) -> None:
+    """A node added at run time is dialled by every member once its address is replicated
+    (the transport refuses senders it does not know), catches up as a learner, votes, and is
+    removed again."""
+
+    async def body() -> None:
+        ports = free_ports(4)
+        members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports[:3])}
+        addr4 = f"127.0.0.1:{ports[3]}"
+        kvs: dict[int, KV] = {}
+        nodes: dict[int, RaftNode] = {}
+        for i in members:
+            kvs[i] = KV()
+            nodes[i] = RaftNode(NodeConfig(i, members, data_dir=str(tmp_path / f"n{i}")), kvs[i])
+            await nodes[i].start()
+        try:
+            lead = await nodes[1].wait_leader(20_000_000_000)
+            await _wait(lambda: nodes[lead].is_leader)
+            for k in range(20):
+                await nodes[lead].propose(f"k{k}={k}".encode())
+            kvs[4] = KV()
+            cfg4 = NodeConfig(4, members, data_dir=str(tmp_path / "n4"), join=True, listen=addr4)
+            nodes[4] = RaftNode(cfg4, kvs[4], metadata={"resp": "r4"})
+            await nodes[4].start()
+            await nodes[lead].add_voter(4, addr4, {"resp": "r4"})
+            await nodes[lead].propose(b"with4=1")
+            commit = nodes[lead].status()["commit"]
+            await _wait(lambda: nodes[4].status()["applied"] >= commit)
+            assert kvs[4].data == kvs[lead].data
+            assert 4 in nodes[4].status()["voters"]
+            assert all(n.member_metadata(4) == {"resp": "r4"} for n in nodes.values())
+            await nodes[lead].remove(4)
+            await nodes.pop(4).stop()
+            assert await nodes[lead].propose(b"without4=1") > 0
+            assert 4 not in nodes[lead].status()["voters"]
+        finally:
+            for n in nodes.values():
+                await n.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()

@@ -340,3 +340,29 @@ class _Relay:
         for writer in self.writers:
             writer.close()
         await self.server.wait_closed()
+
+
+def test_a_restarted_peer_that_dials_us_ends_our_backoff_at_once(kind: LoopKind) -> None:
+    async def body() -> None:
+        hour = 3_600_000_000_000
+        got_b = Collector()
+        b = await started(2, {}, got_b)
+        b_address = b.address
+        # With an hour of backoff, a would never redial b by itself within this test.
+        a = await started(
+            1, {2: b_address}, Collector(), reconnect_delay_min_ns=hour, reconnect_delay_max_ns=hour
+        )
+        b.set_peer(1, a.address)
+        try:
+            await until(lambda: a.connected(2))
+            await b.close()
+            await until(lambda: not a.connected(2) and a._peers[2].timer is not None, "backoff")
+            b = await started(2, {1: a.address}, got_b, listen=b_address)
+            await until(lambda: a.connected(2), "a redials b as soon as b dials a")
+            a.send([heartbeat(1, 2, 5)])
+            await until(lambda: 5 in [m.commit for m in got_b.messages])
+        finally:
+            await a.close()
+            await b.close()
+
+    run_on(kind, body)

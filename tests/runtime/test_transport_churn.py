@@ -76,71 +76,80 @@ class _CuttingRelay:
 
 @pytest.mark.parametrize("kind", LOOPS)
 def test_churn_keeps_per_link_fifo_without_duplicates_and_recovers(kind: LoopKind) -> None:
-    async def body() -> None:
-        rng = random.Random(SEED)
-        got = {i: Collector() for i in IDS}
-        nodes: dict[int, TcpTransport] = {i: await started(i, {}, got[i]) for i in IDS}
-        relays: list[_CuttingRelay] = []
-        try:
+    run_on(kind, lambda: churn(SEED, ROUNDS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(SEED, SEED + 5))
+@pytest.mark.parametrize("kind", LOOPS)
+def test_churn_soak(kind: LoopKind, seed: int) -> None:
+    """The same property over 50 times more rounds and five seeds (`pytest -m slow`)."""
+    print(f"churn soak seed={seed}")
+    run_on(kind, lambda: churn(seed, ROUNDS * 50))
+
+
+async def churn(seed: int, rounds: int) -> None:
+    """Run `rounds` rounds of sends through cutting relays seeded by `seed`, then check."""
+    rng = random.Random(seed)
+    got = {i: Collector() for i in IDS}
+    nodes: dict[int, TcpTransport] = {i: await started(i, {}, got[i]) for i in IDS}
+    relays: list[_CuttingRelay] = []
+    try:
+        for a in IDS:
+            for b in IDS:
+                if a != b:
+                    relay = _CuttingRelay(nodes[b].address, rng)
+                    relays.append(relay)
+                    nodes[a].set_peer(b, await relay.start())
+        sent = 0
+        for _ in range(rounds):
             for a in IDS:
-                for b in IDS:
-                    if a != b:
-                        relay = _CuttingRelay(nodes[b].address, rng)
-                        relays.append(relay)
-                        nodes[a].set_peer(b, await relay.start())
-            sent = 0
-            for _ in range(ROUNDS):
-                for a in IDS:
-                    batch = [
-                        heartbeat(a, b, sent + i) for i in range(PER_ROUND) for b in IDS if b != a
-                    ]
-                    nodes[a].send(batch)
-                sent += PER_ROUND
-                await asyncio.sleep(0.002)
-            assert sum(r.cuts for r in relays) > 0, "the relays never cut anything"
+                batch = [heartbeat(a, b, sent + i) for i in range(PER_ROUND) for b in IDS if b != a]
+                nodes[a].send(batch)
+            sent += PER_ROUND
+            await asyncio.sleep(0.002)
+        assert sum(r.cuts for r in relays) > 0, "the relays never cut anything"
 
-            def check() -> None:
-                for b in IDS:
-                    for a in IDS:
-                        if a == b:
-                            continue
-                        seq = [m.commit for m in got[b].messages if m.frm == a]
-                        assert seq == sorted(set(seq)), f"{a}->{b} reordered or duplicated"
-                        assert all(0 <= n < sent for n in seq)
-
-            check()
-            # Stop cutting: every link must come back by itself and deliver again.
-            for relay in relays:
-                relay.cutting = False
-            marker = 10**9
-            for a in IDS:
-                nodes[a].send([heartbeat(a, b, marker) for b in IDS if b != a])
-
-            def all_marked() -> bool:
-                for a in IDS:
-                    nodes[a].send([heartbeat(a, b, marker + 1) for b in IDS if b != a])
-                return all(
-                    any(m.commit >= marker and m.frm == a for m in got[b].messages)
-                    for a in IDS
-                    for b in IDS
-                    if a != b
-                )
-
-            await until(all_marked, "every link delivers after the cuts stop")
+        def check() -> None:
             for b in IDS:
                 for a in IDS:
-                    if a != b:
-                        seq = [m.commit for m in got[b].messages if m.frm == a]
-                        assert seq == sorted(seq)  # markers come last; +1 may repeat
-            for a in IDS:
-                for b, stats in nodes[a].peer_stats().items():
-                    received = nodes[b].peer_stats()[a]["frames_received"]
-                    assert received <= stats["frames_sent"]
-                    assert received == sum(1 for m in got[b].messages if m.frm == a)
-        finally:
-            for node in nodes.values():
-                await node.close()
-            for relay in relays:
-                await relay.close()
+                    if a == b:
+                        continue
+                    seq = [m.commit for m in got[b].messages if m.frm == a]
+                    assert seq == sorted(set(seq)), f"{a}->{b} reordered or duplicated"
+                    assert all(0 <= n < sent for n in seq)
 
-    run_on(kind, body)
+        check()
+        # Stop cutting: every link must come back by itself and deliver again.
+        for relay in relays:
+            relay.cutting = False
+        marker = 10**9
+        for a in IDS:
+            nodes[a].send([heartbeat(a, b, marker) for b in IDS if b != a])
+
+        def all_marked() -> bool:
+            for a in IDS:
+                nodes[a].send([heartbeat(a, b, marker + 1) for b in IDS if b != a])
+            return all(
+                any(m.commit >= marker and m.frm == a for m in got[b].messages)
+                for a in IDS
+                for b in IDS
+                if a != b
+            )
+
+        await until(all_marked, "every link delivers after the cuts stop")
+        for b in IDS:
+            for a in IDS:
+                if a != b:
+                    seq = [m.commit for m in got[b].messages if m.frm == a]
+                    assert seq == sorted(seq)  # markers come last; +1 may repeat
+        for a in IDS:
+            for b, stats in nodes[a].peer_stats().items():
+                received = nodes[b].peer_stats()[a]["frames_received"]
+                assert received <= stats["frames_sent"]
+                assert received == sum(1 for m in got[b].messages if m.frm == a)
+    finally:
+        for node in nodes.values():
+            await node.close()
+        for relay in relays:
+            await relay.close()

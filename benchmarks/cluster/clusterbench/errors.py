@@ -7,7 +7,13 @@ errors and timeouts) and nothing broader.
 
 
 class RequestError(Exception):
-    """A request failed at the server or in the protocol (not a local programming error)."""
+    """A request failed at the server or in the protocol (not a local programming error).
+
+    `connection_usable`: the server answered with an error reply and the connection is still in
+    step (a RESP error, an HTTP error status), so the client keeps it.
+    """
+
+    connection_usable = False
 
 
 REQUEST_FAILURES: tuple[type[BaseException], ...] = (

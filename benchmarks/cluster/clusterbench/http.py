@@ -24,6 +24,8 @@ IN_FLIGHT_MAX = 1 << 16
 class HttpStatusError(RequestError):
     """The server answered with a non-2xx status."""
 
+    connection_usable = True
+
     def __init__(self, status: int, body: bytes) -> None:
         self.status = status
         self.body = body

@@ -88,8 +88,13 @@ def run(
     )
     errors = sum(1 for line in out.stderr.splitlines() if line.startswith("Error from server"))
     if out.returncode != 0:
-        raise RuntimeError(f"redis-benchmark exited {out.returncode}: {out.stderr[-400:]}")
-    figures = parse_csv(out.stdout)
+        raise RuntimeError(
+            f"redis-benchmark exited {out.returncode}: {out.stderr[-400:]} {out.stdout[-200:]}"
+        )
+    try:
+        figures = parse_csv(out.stdout)
+    except ValueError as exc:
+        raise RuntimeError(f"{exc}; stderr: {out.stderr[-400:]!r}") from exc
     return {
         "ops_per_s": figures["rps"],
         "p50_ms": figures.get("p50_latency_ms"),

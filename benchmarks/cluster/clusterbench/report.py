@@ -15,6 +15,8 @@ from typing import Any
 TABLE_START = "<!-- cluster-table:start -->"
 TABLE_END = "<!-- cluster-table:end -->"
 SYSTEMS = ("haperf", "etcd", "PySyncObj")
+# Rows that describe the machine at the time, not the system: no haperf/peer ratio.
+CONTEXT_ROWS = ("floor:", "machine load")
 
 Getter = Callable[[dict[str, Any]], float | None]
 
@@ -47,6 +49,11 @@ def _best_at(results: dict[str, Any]) -> str:
         if isinstance(r, dict) and r.get("ops_per_s") == best:
             return str(n)
     return "-"
+
+
+def _loadavg(results: dict[str, Any]) -> float | None:
+    load = ((results.get("floors") or {}).get("before") or {}).get("loadavg")
+    return float(load[0]) if load else None
 
 
 def _idle_max(field: str) -> Getter:
@@ -105,6 +112,12 @@ def rows(in_flight: tuple[int, ...]) -> list[tuple[str, Getter, str]]:
         ("restarted member not caught up (runs)", _get("failover", "not_caught_up"), "0"),
         ("idle CPU % of a core, worst node", _idle_max("cpu_pct"), "<= 1"),
         ("RSS MB, worst idle node", _idle_max("rss_mb"), "<= 40"),
+        (
+            "floor: 100 B write+fdatasync p50 ms, just before this system",
+            _get("floors", "before", "fdatasync_100B", "p50_ms"),
+            "-",
+        ),
+        ("machine load average (1 min), just before", _loadavg, "-"),
     ]
     return out
 
@@ -147,11 +160,10 @@ def table(doc: dict[str, Any]) -> str:
                 c if c == "-" else f"{c} (at {_best_at(systems.get(s, {}))})"
                 for c, s in zip(cells, SYSTEMS, strict=True)
             ]
-        lines.append(
-            f"| {metric} | {' | '.join(cells)} | {target} | "
-            f"{_ratio(values['haperf'], values['etcd'])} | "
-            f"{_ratio(values['haperf'], values['PySyncObj'])} |"
-        )
+        context_row = metric.startswith(CONTEXT_ROWS)
+        vs_etcd = "-" if context_row else _ratio(values["haperf"], values["etcd"])
+        vs_pysyncobj = "-" if context_row else _ratio(values["haperf"], values["PySyncObj"])
+        lines.append(f"| {metric} | {' | '.join(cells)} | {target} | {vs_etcd} | {vs_pysyncobj} |")
     return "\n".join(lines)
 
 
@@ -171,17 +183,39 @@ def notes(doc: dict[str, Any]) -> str:
         errors = _errors(results)
         if errors:
             out.append(f"  Failed measurements: {'; '.join(errors)}.")
+        retried = _retried(results)
+        if retried:
+            out.append(f"  Repeated after a failed first attempt: {'; '.join(retried)}.")
         perf = (results.get("extras") or {}).get("etcdctl_check_perf")
         if isinstance(perf, dict):
             out.append(f"  `{perf['command']}` said: {' / '.join(perf['summary']) or '-'}")
         concurrent = results.get("concurrent_writes") or {}
-        clients = sorted({r["client"] for r in concurrent.values() if "client" in r})
+        clients = list(dict.fromkeys(r["client"] for r in concurrent.values() if "client" in r))
         if clients:
             out.append(f"  Concurrent-write clients: {', '.join(clients)}.")
+        floors = _floor_note(results)
+        if floors:
+            out.append(f"  Before / after this system: {floors}.")
         cpu = _cpu_note(results)
         if cpu:
             out.append(f"  CPU while loaded, % of one core (client; each member): {cpu}.")
     return "\n".join(out)
+
+
+def _floor_note(results: dict[str, Any]) -> str:
+    floors = results.get("floors")
+    if not isinstance(floors, dict):
+        return ""
+    parts = []
+    for when in ("before", "after"):
+        f = floors.get(when) or {}
+        sync = f.get("fdatasync_100B") or {}
+        load = f.get("loadavg") or []
+        parts.append(
+            f"write+fdatasync of 100 B p50 {sync.get('p50_ms')} ms, p99 {sync.get('p99_ms')} ms, "
+            f"load average {load[0] if load else '?'}"
+        )
+    return " / ".join(parts)
 
 
 def _cpu_note(results: dict[str, Any]) -> str:
@@ -195,6 +229,16 @@ def _cpu_note(results: dict[str, Any]) -> str:
             members = ", ".join(f"{v:g}" for v in cpu["members_pct"].values())
             parts.append(f"{label}: {cpu['client_pct']:g}; {members}")
     return " / ".join(parts)
+
+
+def _retried(results: dict[str, Any]) -> list[str]:
+    runs = [(f"{n} in flight", r) for n, r in (results.get("concurrent_writes") or {}).items()]
+    runs.append(("reads", results.get("linearizable_reads")))
+    return [
+        f"{label} ({run['failed_attempts'][0][:160]})"
+        for label, run in runs
+        if isinstance(run, dict) and run.get("failed_attempts")
+    ]
 
 
 def _errors(results: dict[str, Any]) -> list[str]:

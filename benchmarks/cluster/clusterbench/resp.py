@@ -21,6 +21,8 @@ IN_FLIGHT_MAX = 1 << 20
 class RespError(RequestError):
     """An error reply (`-ERR ...`) from the server; the text is the message."""
 
+    connection_usable = True
+
 
 class RespProtocolError(RequestError):
     """Bytes that are not RESP: the connection is closed."""

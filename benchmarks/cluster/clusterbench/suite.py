@@ -76,10 +76,10 @@ class Plan:
             idle_s=1.0,
             sequential_s=1.0,
             sequential_ops_max=500,
-            concurrent_s=0.0,
+            concurrent_s=1.0,
             in_flight=(64, 256),
             reads_in_flight=256,
-            reads_s=0.0,
+            reads_s=1.0,
             kills=2,
             catchup_deadline_s=10.0,
             settle_s=0.5,
@@ -117,9 +117,10 @@ class ContinuousWriter:
                     self._system.write_once(member, key, value), timeout=self._timeout_s
                 )
                 return member
-            except REQUEST_FAILURES:
+            except REQUEST_FAILURES as exc:
                 self.failures += 1
-                await self._system.reset_client(member)
+                if not getattr(exc, "connection_usable", False):
+                    await self._system.reset_client(member)
                 self._current = (self._current + 1) % len(self._members)
                 failures_in_row += 1
                 if failures_in_row % len(self._members) == 0:

@@ -2,8 +2,9 @@
 
 Owns starting, killing and restarting the etcd processes, the leader lookup
 (`/v3/maintenance/status`), and the etcd load: many keep-alive HTTP/1.1 connections posting
-`/v3/kv/put` (base64 key and value) to the leader, one request in flight per connection, since
-Debian ships no `benchmark` tool and etcd's gateway serves one request per connection at a time.
+`/v3/kv/put` (base64 key and value), dealt over the members (the leader alone for the sequential
+client), one request in flight per connection, since Debian ships no `benchmark` tool and etcd's
+gateway serves one request per connection at a time.
 Linearizable reads are `/v3/kv/range` with serializable=false; the caught-up check reads the
 marker with serializable=true on the restarted member itself. `etcdctl check perf` is recorded
 as etcd's own view. Invariants: etcd fsyncs its WAL on every commit (not configurable); only the
@@ -153,41 +154,47 @@ class EtcdSystem(System):
             "server": "etcd-server from Debian, 3 members, default settings",
             "fsync": "on: etcd fdatasyncs its WAL before acknowledging (not configurable)",
             "write_client": "own asyncio HTTP/1.1 keep-alive client on the JSON gateway "
-            "(/v3/kv/put, base64), N connections to the leader, 1 request in flight each",
-            "sequential_client": "the same HTTP client, 1 connection",
-            "read": "/v3/kv/range with serializable=false (linearizable: ReadIndex)",
+            "(/v3/kv/put, base64), N connections dealt over all 3 members (etcd's fastest "
+            "setting here), 1 request in flight each",
+            "sequential_client": "the same HTTP client, 1 connection to the leader",
+            "read": "/v3/kv/range with serializable=false (linearizable: ReadIndex), "
+            "connections spread like the writes",
             "raft_timings": "etcd defaults: heartbeat 100 ms, election timeout 1000 ms",
         }
 
-    def _put_pool(self, member: int, prefix: bytes) -> list[bytes]:
-        host = self._host(member)
-        return [
-            post_request(
-                host, "/v3/kv/put", {"key": b64(b"%s:%06d" % (prefix, i)), "value": b64(VALUE)}
-            )
+    async def _load(
+        self,
+        path_kind: str,
+        connections: int,
+        duration_s: float,
+        ops_max: int | None = None,
+        *,
+        spread: bool,
+    ) -> dict[str, Any]:
+        """Closed-loop load; `spread` deals the connections over every member, leader first.
+
+        Spreading is etcd's fastest setting here: each member's gateway then does its share of
+        the JSON work and forwards to the leader over gRPC (measured: about 1.4x the rate of
+        sending everything to the leader at 256 connections on this machine).
+        """
+        leader = await asyncio.to_thread(self.leader, START_TIMEOUT_S)
+        targets = [leader] + ([m for m in self.members if m != leader] if spread else [])
+        host = "127.0.0.1"
+        body: dict[str, Any]
+        if path_kind == "put":
+            body = {"value": b64(VALUE)}
+            path = "/v3/kv/put"
+        else:
+            body = {"serializable": False}
+            path = "/v3/kv/range"
+        pool = [
+            post_request(host, path, {"key": b64(b"key:%06d" % i), **body})
             for i in range(REQUEST_POOL)
         ]
-
-    async def _load(
-        self, path_kind: str, connections: int, duration_s: float, ops_max: int | None = None
-    ) -> dict[str, Any]:
-        leader = await asyncio.to_thread(self.leader, START_TIMEOUT_S)
-        host = self._host(leader)
-        if path_kind == "put":
-            pool = self._put_pool(leader, b"key")
-        else:
-            pool = [
-                post_request(
-                    host,
-                    "/v3/kv/range",
-                    {"key": b64(b"key:%06d" % i), "serializable": False},
-                )
-                for i in range(REQUEST_POOL)
-            ]
         conns = await asyncio.gather(
             *(
-                HttpConnection.open("127.0.0.1", self._client_ports[leader])
-                for _ in range(connections)
+                HttpConnection.open("127.0.0.1", self._client_ports[targets[i % len(targets)]])
+                for i in range(connections)
             )
         )
         counters = [i * 7919 for i in range(connections)]
@@ -206,17 +213,18 @@ class EtcdSystem(System):
             for conn in conns:
                 conn.close()
         out = result.summary()
-        out["client"] = f"asyncio HTTP/1.1 keep-alive, {connections} connections"
+        where = "spread over all members" if spread else "to the leader"
+        out["client"] = f"asyncio HTTP/1.1 keep-alive, {connections} connections {where}"
         return out
 
     async def sequential_writes(self, duration_s: float, ops_max: int) -> dict[str, Any]:
-        return await self._load("put", 1, duration_s, ops_max)
+        return await self._load("put", 1, duration_s, ops_max, spread=False)
 
     async def concurrent_writes(self, in_flight: int, duration_s: float) -> dict[str, Any]:
-        return await self._load("put", in_flight, max(duration_s, 1.0))
+        return await self._load("put", in_flight, max(duration_s, 1.0), spread=True)
 
     async def linearizable_reads(self, in_flight: int, duration_s: float) -> dict[str, Any]:
-        return await self._load("range", in_flight, max(duration_s, 1.0))
+        return await self._load("range", in_flight, max(duration_s, 1.0), spread=True)
 
     async def _conn(self, member: int) -> HttpConnection:
         conn = self._failover_conns.get(member)

@@ -1,4 +1,4 @@
-"""haperf as a 3-member cluster: `haperf.kv.localcluster.LocalCluster` (python -m haperf node).
+"""haperf as a 3-member cluster: `haperf.kv.localcluster.LocalCluster` (a KVService per member).
 
 Owns the haperf side of the comparison: the cluster with its default Raft timings (10 ms ticks,
 50 ms heartbeat, 150-300 ms election timeout, fsync on, quorum acks), redis-benchmark with
@@ -81,10 +81,10 @@ class HaperfSystem(RespSystem):
 
         return {
             "version": f"haperf {__version__}",
-            "server": "python -m haperf node per member (LocalCluster): RaftNode + KV store + "
-            "RESP port + admin HTTP",
-            "fsync": "on: the WAL is fdatasynced before an entry counts toward the quorum "
-            "(group commit), quorum acks",
+            "server": "one python -m haperf.kv.service process per member (LocalCluster): "
+            "RaftNode + KV store + RESP port + admin HTTP",
+            "fsync": "on: a write is acknowledged once a majority of voters fsynced it (quorum "
+            "acks; group commit: one fsync per batch; the leader sends before its own fsync)",
             "write_client": "redis-benchmark with pipelining against the leader's RESP port",
             "sequential_client": "haperf.kv.client.KVClient (asyncio), 1 request in flight",
             "read": "GET through the leader's RESP port (linearizable: ReadIndex)",

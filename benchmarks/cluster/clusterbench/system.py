@@ -21,6 +21,9 @@ from clusterbench.resp import RespConnection, RespError, RespParser, encode
 
 SYNC_CALL_TIMEOUT_S = 2.0
 LEADER_POLL_S = 0.05
+# Requests in redis-benchmark's calibration run (which sizes the measured run).
+CALIBRATE_REQUESTS_MIN = 1_000
+RUN_ATTEMPTS_MAX = 2
 
 
 class Unavailable(Exception):
@@ -151,27 +154,39 @@ class RespSystem(System):
             conn.close()
         self._failover_conns.clear()
 
+    async def _redis_benchmark(
+        self, test: str, in_flight: int, duration_s: float
+    ) -> dict[str, Any]:
+        """redis-benchmark against the leader; one retry (recorded) if the run fails.
+
+        redis-benchmark stops at the first error reply, e.g. a redirect after a leader change
+        on this loaded machine: the run is then repeated against the new leader, once.
+        """
+        failures: list[str] = []
+        for _ in range(RUN_ATTEMPTS_MAX):
+            port = self.resp_port(await asyncio.to_thread(self.leader, 30.0))
+            try:
+                result: dict[str, Any] = await asyncio.to_thread(
+                    redisbench.sustained,
+                    port,
+                    test,
+                    in_flight=in_flight,
+                    duration_s=duration_s,
+                    calibrate_requests=max(CALIBRATE_REQUESTS_MIN, 4 * in_flight),
+                )
+            except RuntimeError as exc:
+                failures.append(str(exc)[:300])
+                continue
+            if failures:
+                result["failed_attempts"] = failures
+            return result
+        raise RuntimeError(f"redis-benchmark failed {RUN_ATTEMPTS_MAX} times: {failures}")
+
     async def concurrent_writes(self, in_flight: int, duration_s: float) -> dict[str, Any]:
-        port = self.resp_port(await asyncio.to_thread(self.leader, 30.0))
-        return await asyncio.to_thread(
-            redisbench.sustained,
-            port,
-            "set",
-            in_flight=in_flight,
-            duration_s=duration_s,
-            calibrate_requests=max(2_000, 4 * in_flight),
-        )
+        return await self._redis_benchmark("set", in_flight, duration_s)
 
     async def linearizable_reads(self, in_flight: int, duration_s: float) -> dict[str, Any]:
-        port = self.resp_port(await asyncio.to_thread(self.leader, 30.0))
-        return await asyncio.to_thread(
-            redisbench.sustained,
-            port,
-            "get",
-            in_flight=in_flight,
-            duration_s=duration_s,
-            calibrate_requests=max(2_000, 4 * in_flight),
-        )
+        return await self._redis_benchmark("get", in_flight, duration_s)
 
 
 def poll_until(check: Any, timeout_s: float, what: str) -> Any:

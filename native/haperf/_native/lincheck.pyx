@@ -15,7 +15,8 @@ bounds each run() by a number of steps.
 cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 from haperf._native.lincheck cimport (
     KIND_CAS,
@@ -55,6 +56,16 @@ cdef inline uint64_t _memo_hash(int64_t state, int64_t op) noexcept nogil:
     return _mix(<uint64_t>state * <uint64_t>0x100000001B3 + <uint64_t>op)
 
 
+cdef inline int32_t _distance(int32_t a, int32_t b) noexcept nogil:
+    return a - b if a >= b else b - a
+
+
+cdef int _by_offset(const void* x, const void* y) noexcept nogil:
+    cdef int64_t a = (<const CacheSlot*>x).offset
+    cdef int64_t b = (<const CacheSlot*>y).offset
+    return (a > b) - (a < b)
+
+
 cdef inline void* _alloc(size_t n) except NULL:
     cdef void* p = PyMem_Malloc(n if n else 1)
     if p == NULL:
@@ -86,7 +97,6 @@ cdef class Search:
         if cache_bytes_max < 1 << 16:
             raise ValueError(f"cache_bytes_max must be at least 64 KiB, got {cache_bytes_max}")
         self.n = n
-        self.words = (n + 63) // 64 if n else 1
         events = []
         cdef Py_ssize_t i
         for i in range(n):
@@ -111,6 +121,26 @@ cdef class Search:
         self.a = <int64_t*>_alloc((n + 1) * sizeof(int64_t))
         self.b = <int64_t*>_alloc((n + 1) * sizeof(int64_t))
         self.zobrist = <uint64_t*>_alloc((n + 1) * sizeof(uint64_t))
+        # Bit positions: completed operations first (a dense prefix once linearized), then,
+        # from a word boundary, the operations without a return (they may stay unlinearized
+        # for ever, so they must not sit inside the completed region's window).
+        cdef int32_t completed_ops = 0
+        for i in range(n):
+            if rets[i] >= 0:
+                completed_ops += 1
+        self.cwords = (completed_ops + 63) // 64
+        self.pwords = (n - completed_ops + 63) // 64
+        self.words = self.cwords + self.pwords if n else 1
+        self.bit_of = <int32_t*>_alloc((n + 1) * sizeof(int32_t))
+        cdef int32_t next_completed = 0
+        cdef int32_t next_pending = self.cwords * 64
+        for i in range(n):
+            if rets[i] >= 0:
+                self.bit_of[i] = next_completed
+                next_completed += 1
+            else:
+                self.bit_of[i] = next_pending
+                next_pending += 1
         self.bits = <uint64_t*>_alloc(self.words * sizeof(uint64_t))
         self.stack_entry = <int32_t*>_alloc((n + 1) * sizeof(int32_t))
         self.stack_state = <int64_t*>_alloc((n + 1) * sizeof(int64_t))
@@ -143,6 +173,8 @@ cdef class Search:
         self.step_fn = step
         self.state = initial
         self.hash = 0
+        self.lo = 0
+        self.hi = 0
         self.entry = self.nxt[0]
         self.depth = 0
         self.cache_bytes_max = cache_bytes_max
@@ -152,7 +184,7 @@ cdef class Search:
         for s in range(self.capacity):
             self.table[s].offset = -1
         self.count = 0
-        self.arena_words = <uint64_t>self.words * _INITIAL_SLOTS
+        self.arena_words = 4 * _INITIAL_SLOTS
         self.arena = <uint64_t*>_alloc(self.arena_words * sizeof(uint64_t))
         self.arena_used = 0
         self.best_depth = 0
@@ -172,6 +204,7 @@ cdef class Search:
         PyMem_Free(self.b)
         PyMem_Free(self.zobrist)
         PyMem_Free(self.bits)
+        PyMem_Free(self.bit_of)
         PyMem_Free(self.stack_entry)
         PyMem_Free(self.stack_state)
         PyMem_Free(self.best_ops)
@@ -258,40 +291,148 @@ cdef class Search:
         return 0
 
     cdef int _cache_insert(self, int64_t state) noexcept:
-        """Add (bits, state): 1 when new, 0 when already cached, 2 when out of memory."""
-        if (self.count + 1) * 2 > self.capacity and self._grow():
-            return 2
+        """Add (bits, state): 1 when new, 0 when already cached, 2 when out of memory.
+
+        When the cache is full, the cached states farthest from the current one are evicted
+        (see _evict) and the insert is tried again; only when that frees too little is the
+        answer 2. Eviction never changes a verdict: the cache only prunes repeated work.
+        """
+        cdef int result = self._cache_insert_once(state)
+        if result != 2 or self._evict():
+            return result
+        return self._cache_insert_once(state)
+
+    cdef int _cache_insert_once(self, int64_t state) noexcept:
         cdef uint64_t h = self.hash ^ _mix(<uint64_t>state)
         cdef uint64_t mask = self.capacity - 1
         cdef uint64_t j = h & mask
-        cdef size_t nbytes = self.words * sizeof(uint64_t)
+        cdef int32_t lo = self.lo
+        cdef int32_t window = self.hi - self.lo
+        cdef int32_t length = window + self.pwords
+        cdef size_t window_bytes = window * sizeof(uint64_t)
+        cdef size_t pending_bytes = self.pwords * sizeof(uint64_t)
+        cdef const uint64_t* pending = self.bits + self.cwords
         cdef CacheSlot* slot
         while True:
             slot = &self.table[j]
             if slot.offset < 0:
                 break
-            if (slot.hash == h and slot.state == state
-                    and memcmp(self.arena + slot.offset, self.bits, nbytes) == 0):
+            if (slot.hash == h and slot.state == state and slot.lo == lo
+                    and slot.length == length
+                    and memcmp(self.arena + slot.offset, self.bits + lo, window_bytes) == 0
+                    and memcmp(self.arena + slot.offset + window, pending, pending_bytes) == 0):
                 return 0
             j = (j + 1) & mask
+        if (self.count + 1) * 2 > self.capacity:
+            if self._grow():
+                return 2
+            mask = self.capacity - 1
+            j = h & mask
+            while self.table[j].offset >= 0:
+                j = (j + 1) & mask
+            slot = &self.table[j]
         cdef uint64_t words
         cdef uint64_t* arena
-        if self.arena_used + self.words > self.arena_words:
+        if self.arena_used + length > self.arena_words:
             words = self.arena_words * 2
-            if self._cache_bytes() + self.arena_words * 8 > self.cache_bytes_max:
+            while words < self.arena_used + length:
+                words *= 2
+            if self._cache_bytes() + (words - self.arena_words) * 8 > self.cache_bytes_max:
                 return 2
             arena = <uint64_t*>PyMem_Realloc(self.arena, words * sizeof(uint64_t))
             if arena == NULL:
                 return 2
             self.arena = arena
             self.arena_words = words
-        memcpy(self.arena + self.arena_used, self.bits, nbytes)
+        memcpy(self.arena + self.arena_used, self.bits + lo, window_bytes)
+        memcpy(self.arena + self.arena_used + window, pending, pending_bytes)
         slot.hash = h
         slot.state = state
         slot.offset = <int64_t>self.arena_used
-        self.arena_used += self.words
+        slot.lo = lo
+        slot.length = length
+        self.arena_used += length
         self.count += 1
         return 1
+
+    cdef int _evict(self) noexcept:
+        """Drop the cached states whose window starts farthest from the current one, keeping at
+        most three quarters of them: 0 when done, 1 when that would free nothing useful.
+
+        A state far behind the current window is only met again if the search backtracks that
+        far, and one far ahead only if it advances that far, so the near ones are the likely
+        hits. The table and arena keep their size; the arena is compacted in place.
+        """
+        if self.count < 16:
+            return 1
+        cdef uint64_t* counts = <uint64_t*>PyMem_Malloc((self.cwords + 1) * sizeof(uint64_t))
+        if counts == NULL:
+            return 1
+        memset(counts, 0, (self.cwords + 1) * sizeof(uint64_t))
+        cdef uint64_t s, kept = 0, budget = self.count * 3 // 4
+        cdef int32_t d, limit = -1
+        for s in range(self.capacity):
+            if self.table[s].offset >= 0:
+                counts[_distance(self.table[s].lo, self.lo)] += 1
+        for d in range(self.cwords + 1):
+            if kept + counts[d] > budget:
+                break
+            kept += counts[d]
+            limit = d
+        PyMem_Free(counts)
+        if limit < 0 or kept == 0:
+            return 1
+        cdef CacheSlot* survivors = <CacheSlot*>PyMem_Malloc(kept * sizeof(CacheSlot))
+        if survivors == NULL:
+            return 1
+        cdef uint64_t k = 0
+        for s in range(self.capacity):
+            if self.table[s].offset >= 0 and _distance(self.table[s].lo, self.lo) <= limit:
+                survivors[k] = self.table[s]
+                k += 1
+            self.table[s].offset = -1
+        qsort(survivors, k, sizeof(CacheSlot), _by_offset)
+        cdef uint64_t used = 0, j, mask = self.capacity - 1
+        for s in range(k):
+            # Offsets only decrease, in increasing order, so memmove never overwrites a
+            # survivor that is still to be moved.
+            memmove(self.arena + used, self.arena + survivors[s].offset,
+                    survivors[s].length * sizeof(uint64_t))
+            survivors[s].offset = <int64_t>used
+            used += survivors[s].length
+            j = survivors[s].hash & mask
+            while self.table[j].offset >= 0:
+                j = (j + 1) & mask
+            self.table[j] = survivors[s]
+        PyMem_Free(survivors)
+        self.arena_used = used
+        self.count = k
+        self.evictions_ += 1
+        return 0
+
+    cdef void _set_bit(self, int32_t i) noexcept:
+        cdef int32_t b = self.bit_of[i]
+        cdef int32_t w = b >> 6
+        self.bits[w] |= (<uint64_t>1) << (b & 63)
+        self.hash ^= self.zobrist[i]
+        if w >= self.cwords:
+            return  # the pending region is stored whole
+        if w >= self.hi:
+            self.hi = w + 1
+        while self.lo < self.cwords and self.bits[self.lo] == <uint64_t>0xFFFFFFFFFFFFFFFF:
+            self.lo += 1
+
+    cdef void _clear_bit(self, int32_t i) noexcept:
+        cdef int32_t b = self.bit_of[i]
+        cdef int32_t w = b >> 6
+        self.bits[w] &= ~((<uint64_t>1) << (b & 63))
+        self.hash ^= self.zobrist[i]
+        if w >= self.cwords:
+            return
+        if w < self.lo:
+            self.lo = w
+        while self.hi > self.lo and self.bits[self.hi - 1] == 0:
+            self.hi -= 1
 
     cdef void _lift(self, int32_t e) noexcept:
         cdef int32_t* nxt = self.nxt
@@ -324,7 +465,6 @@ cdef class Search:
         cdef int32_t e, i, c, k
         cdef int64_t new_state
         cdef int inserted
-        cdef uint64_t bit
         while done < steps_max:
             if self.remaining == 0:
                 self.verdict = VERDICT_LINEARIZABLE
@@ -335,9 +475,7 @@ cdef class Search:
             if self.is_call[e]:
                 new_state = self._apply(self.state, i)
                 if new_state >= 0:
-                    bit = (<uint64_t>1) << (i & 63)
-                    self.bits[i >> 6] |= bit
-                    self.hash ^= self.zobrist[i]
+                    self._set_bit(i)
                     inserted = self._cache_insert(new_state)
                     if inserted == 1:
                         self.stack_entry[self.depth] = e
@@ -349,8 +487,7 @@ cdef class Search:
                             self.remaining -= 1
                         self.entry = self.nxt[0]
                         continue
-                    self.bits[i >> 6] &= ~bit
-                    self.hash ^= self.zobrist[i]
+                    self._clear_bit(i)
                     if inserted == 2:
                         self.verdict = VERDICT_OUT_OF_MEMORY
                         break
@@ -374,8 +511,7 @@ cdef class Search:
             c = self.stack_entry[self.depth]
             self.state = self.stack_state[self.depth]
             k = self.op_of[c]
-            self.bits[k >> 6] &= ~((<uint64_t>1) << (k & 63))
-            self.hash ^= self.zobrist[k]
+            self._clear_bit(k)
             self._unlift(c)
             if self.ret_entry[k]:
                 self.remaining += 1
@@ -394,6 +530,11 @@ cdef class Search:
     def cache_entries(self):
         """(linearized set, state) pairs in the memo cache."""
         return self.count
+
+    @property
+    def evictions(self):
+        """How many times a full cache dropped its farthest states to go on."""
+        return self.evictions_
 
     @property
     def cache_bytes(self):

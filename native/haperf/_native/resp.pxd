@@ -23,8 +23,12 @@ cdef enum:
     RESP_BULK_BYTES_MAX = 1048576 + 4096
     RESP_REQUEST_BYTES_MAX = 8 * 1048576
     RESP_INLINE_BYTES_MAX = 65536
-    # Deepest nesting of arrays encode_replies accepts.
+    # Deepest nesting of arrays encode_replies accepts (and ReplyParser reads).
     RESP_REPLY_DEPTH_MAX = 16
+    # What a client accepts from a server (ReplyParser).
+    RESP_REPLY_LINE_BYTES_MAX = 65536
+    RESP_REPLY_BULK_BYTES_MAX = 512 * 1048576
+    RESP_REPLY_ARRAY_MAX = 16777216
 
 
 cdef class ErrorReply:
@@ -49,3 +53,14 @@ cdef class RequestParser:
                                list out) except -2
     cdef Py_ssize_t _parse_inline(self, const char* p, Py_ssize_t n, Py_ssize_t pos,
                                   list out) except -2
+
+
+cdef class ReplyParser:
+    """Incremental parser of RESP2 replies (plus RESP3 null `_`), for clients (see resp.pyx)."""
+    cdef readonly object error
+    cdef list _chunks
+    cdef Py_ssize_t _pending
+    cdef Py_ssize_t _need
+    cdef object _value
+
+    cdef Py_ssize_t _reply(self, const char* p, Py_ssize_t n, Py_ssize_t pos, int depth) except -2

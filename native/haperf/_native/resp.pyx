@@ -8,7 +8,9 @@ Owns the byte-level RESP2 work of the kv server and client:
   resp3=True (a client that sent HELLO 3) None is RESP3's null `_` and dict a map `%`: the only
   RESP3 types the kv commands need, so one encoder serves both protocol versions;
 - encode_commands(requests) / encode_command(args) -> bytes: arrays of bulk strings from bytes,
-  str (UTF-8) or int arguments.
+  str (UTF-8) or int arguments;
+- ReplyParser.feed(data) -> list of replies (the client side): + str, - ErrorReply, : int,
+  $ bytes or None, * list or None, and RESP3's _ null.
 
 Invariants: no input can make the parser read out of bounds or allocate more than its bounds
 allow; once `error` is set the stream is given up (the caller answers with the error and closes
@@ -270,6 +272,155 @@ cdef class RequestParser:
         if pos < n:
             self._chunks = [buf[pos:] if pos else buf]
             self._pending = n - pos
+        return out
+
+
+# ---------------------------------------------------------------- replies (client side)
+
+
+cdef inline Py_ssize_t _find_line_end(const char* p, Py_ssize_t start, Py_ssize_t n) noexcept:
+    """Index of the CR of the CRLF ending the line at start, -1 if not there yet, -2 if the
+    line is longer than RESP_REPLY_LINE_BYTES_MAX or has a lone CR."""
+    cdef Py_ssize_t limit = n - start
+    cdef const char* cr
+    if limit > RESP_REPLY_LINE_BYTES_MAX + 2:
+        limit = RESP_REPLY_LINE_BYTES_MAX + 2
+    cr = <const char*>memchr(p + start, c'\r', <size_t>limit)
+    if cr == NULL:
+        return -2 if limit >= RESP_REPLY_LINE_BYTES_MAX + 2 else -1
+    if cr - p + 1 >= n:
+        return -1
+    if cr[1] != c'\n':
+        return -2
+    return cr - p
+
+
+@cython.final
+cdef class ReplyParser:
+    def __init__(self):
+        self.error = None
+        self._chunks = []
+        self._pending = 0
+        self._need = 0
+        self._value = None
+
+    @property
+    def pending_bytes(self):
+        return self._pending
+
+    cdef Py_ssize_t _reply(self, const char* p, Py_ssize_t n, Py_ssize_t pos, int depth) except -2:
+        """Parse one reply at p[pos:]: its end (value in self._value) or -1 if incomplete."""
+        cdef Py_ssize_t eol, end, i, r
+        cdef long long count, length
+        cdef bint ok
+        cdef char kind
+        cdef list items
+        if pos >= n:
+            return -1
+        eol = _find_line_end(p, pos + 1, n)
+        if eol == -1:
+            return -1
+        if eol == -2:
+            raise ProtocolError("RESP reply line too long or without CRLF")
+        kind = p[pos]
+        if kind == c'+':
+            self._value = p[pos + 1:eol].decode("utf-8", "replace")
+            return eol + 2
+        if kind == c'-':
+            self._value = ErrorReply(p[pos + 1:eol].decode("utf-8", "replace"))
+            return eol + 2
+        if kind == c':':
+            length = _number(p, pos + 1, eol, &ok)
+            if ok:
+                self._value = length
+            else:
+                try:
+                    self._value = int(p[pos + 1:eol])
+                except ValueError:
+                    raise ProtocolError(f"bad RESP integer reply {p[pos + 1:eol]!r}") from None
+            return eol + 2
+        if kind == c'_':
+            if eol != pos + 1:
+                raise ProtocolError("bad RESP3 null reply")
+            self._value = None
+            return eol + 2
+        if kind == c'$':
+            length = _number(p, pos + 1, eol, &ok)
+            if not ok or length < -1 or length > RESP_REPLY_BULK_BYTES_MAX:
+                raise ProtocolError(f"bad RESP bulk length {p[pos + 1:eol]!r}")
+            if length == -1:
+                self._value = None
+                return eol + 2
+            end = eol + 2 + length
+            if end + 2 > n:
+                self._need = end + 2
+                return -1
+            if p[end] != c'\r' or p[end + 1] != c'\n':
+                raise ProtocolError("RESP bulk reply not followed by CRLF")
+            self._value = PyBytes_FromStringAndSize(p + eol + 2, length)
+            return end + 2
+        if kind == c'*':
+            count = _number(p, pos + 1, eol, &ok)
+            if not ok or count < -1 or count > RESP_REPLY_ARRAY_MAX:
+                raise ProtocolError(f"bad RESP array length {p[pos + 1:eol]!r}")
+            if count == -1:
+                self._value = None
+                return eol + 2
+            if depth >= RESP_REPLY_DEPTH_MAX:
+                raise ProtocolError("RESP reply nested too deep")
+            items = []
+            r = eol + 2
+            for i in range(count):
+                r = self._reply(p, n, r, depth + 1)
+                if r < 0:
+                    return -1
+                items.append(self._value)
+            self._value = items
+            return r
+        raise ProtocolError(f"not a RESP2 reply: starts with {p[pos:pos + 16]!r}")
+
+    def feed(self, data):
+        """Add received bytes; return the replies they complete, in order (ProtocolError: the
+        stream is lost, close the connection)."""
+        cdef list out = []
+        cdef object buf
+        cdef Py_ssize_t n, pos, r
+        cdef const char* p
+        if self.error is not None:
+            raise self.error
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._pending:
+            self._chunks.append(data)
+            self._pending += PyBytes_GET_SIZE(data)
+            if self._pending < self._need:
+                return out
+            buf = b"".join(self._chunks)
+            self._chunks = []
+            self._pending = 0
+        else:
+            buf = data
+        p = PyBytes_AS_STRING(buf)
+        n = PyBytes_GET_SIZE(buf)
+        pos = 0
+        self._need = 0
+        try:
+            while pos < n:
+                r = self._reply(p, n, pos, 0)
+                if r < 0:
+                    break
+                out.append(self._value)
+                pos = r
+        except ProtocolError as err:
+            self.error = err
+            raise
+        finally:
+            self._value = None
+        if pos < n:
+            self._chunks = [buf[pos:] if pos else buf]
+            self._pending = n - pos
+            # _need was set relative to buf; make it relative to the kept bytes (at least +1).
+            self._need = self._need - pos if self._need > n else n - pos + 1
         return out
 
 

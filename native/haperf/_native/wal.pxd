@@ -19,6 +19,9 @@ buffer offsets of the frames in [first_idx, next_idx), in order; `used` is the e
 last frame; a frame is never split; `failure`, once set, makes every append raise it. `take`
 hands out the whole buffer without copying (as a _Chunk) and continues in `spare`; a buffer is
 only reused when no _Chunk of it is alive (`chunks_alive` == 0), otherwise take copies.
+`_put(pre, npre, data, n, index)` frames one record whose payload is pre + data (pre may be
+NULL/0): other native modules that cimport FrameBuffer (haperf._native.raftstore) frame records
+with a small header of their own without copying the data twice.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t

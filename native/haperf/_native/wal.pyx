@@ -531,66 +531,6 @@ cdef class FrameBuffer:
                     PyBuffer_Release(&view)
         return last
 
-    def append_batch_prefixed(self, list prefixes, list items, uint64_t index=0):
-        """append_batch of the records prefixes[i] + items[i], built in the frame itself.
-
-        Each record's payload is the bytes prefixes[i] followed by the buffer items[i]: the data
-        is copied once, into the framing buffer (a Raft entry: its small header, then its data,
-        which may be a memoryview of a received frame). Same rules as append_batch: sizes are
-        checked before anything is appended, and a batch that fits is framed in one piece.
-        """
-        cdef Py_ssize_t i, n = len(items)
-        cdef Py_ssize_t total = 0, size
-        cdef object item, pre
-        cdef uint64_t last = 0
-        cdef Py_buffer view
-        if n == 0:
-            raise ValueError("append_batch_prefixed needs at least one record")
-        if len(prefixes) != n:
-            raise ValueError(f"{len(prefixes)} prefixes for {n} records")
-        for i in range(n):
-            pre = prefixes[i]
-            if not PyBytes_CheckExact(pre):
-                raise TypeError(f"prefix {i} must be bytes, not {type(pre).__name__}")
-            item = items[i]
-            if PyBytes_CheckExact(item):
-                size = PyBytes_GET_SIZE(item)
-            else:
-                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
-                size = view.len
-                PyBuffer_Release(&view)
-            size += PyBytes_GET_SIZE(pre)
-            if size > self.record_bytes_max:
-                raise RecordTooLargeError(
-                    f"record {i} of the batch is {size} bytes, above record_bytes_max="
-                    f"{self.record_bytes_max}; nothing of the batch was appended")
-            total += frame_bytes(size)
-        if self.failure is not None:
-            raise self.failure.with_traceback(None)
-        if total <= self.cap and self.cap - self.used < total:
-            self._make_room(total)
-        if index != 0 and index != self.next_idx:
-            raise WALIndexError(
-                f"append of index {index}, but the next index is {self.next_idx} "
-                "(appends are contiguous; truncate_after() first to overwrite)")
-        for i in range(n):
-            pre = prefixes[i]
-            item = items[i]
-            if PyBytes_CheckExact(item):
-                last = self._put(<const unsigned char*>PyBytes_AS_STRING(pre),
-                                 PyBytes_GET_SIZE(pre),
-                                 <const unsigned char*>PyBytes_AS_STRING(item),
-                                 PyBytes_GET_SIZE(item), 0)
-            else:
-                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
-                try:
-                    last = self._put(<const unsigned char*>PyBytes_AS_STRING(pre),
-                                     PyBytes_GET_SIZE(pre),
-                                     <const unsigned char*>view.buf, view.len, 0)
-                finally:
-                    PyBuffer_Release(&view)
-        return last
-
     def take(self, Py_ssize_t max_bytes, uint32_t base_offset):
         """Remove the longest prefix of whole frames that fits in max_bytes.
 

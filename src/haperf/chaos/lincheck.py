@@ -193,6 +193,83 @@ def _encode_register(problem: Problem, model: Model, ops: Sequence[Operation]) -
             )
 
 
+def _bound_pending(problem: Problem) -> None:
+    """Tighten a register history's uncertain (info) operations without changing its verdict.
+
+    1. Drop every info write or info cas whose value nothing that remains ever needs. A value
+       is needed when a completed operation observes it (an ok read returns it, an ok cas
+       expects it), or a kept info cas expects it (to the fixpoint). Proof sketch: remove the
+       dropped operations from any linearization; an operation that stays is a write (legal
+       anywhere) or needs the state it sees, and that state was never set by a dropped
+       operation (its value is not needed), so every operation stays legal. Conversely a
+       dropped operation is allowed never to happen. Not done when a failed cas is read as
+       observing "some other value" (etcd-cas-register): such a cas needs almost any value.
+    2. An info write or cas whose value only it writes (as in haperf's harness) and that a
+       completed operation observes must have happened before the first such observer
+       returned: it gets that return, so the search handles it as a completed operation.
+    Without this, every info operation may be linearized anywhere until the end of the
+    history, and refuting a violation late in a long history doubles the search per pending
+    operation.
+    """
+    n = len(problem.kinds)
+    kinds, a, b, rets = problem.kinds, problem.a, problem.b, problem.rets
+    writers: dict[int, int] = {}
+    first_observer_ret: dict[int, int] = {}
+    observes_anything = False
+    for i in range(n):
+        kind = kinds[i]
+        if kind == K_WRITE:
+            writers[a[i]] = writers.get(a[i], 0) + 1
+        elif kind == K_CAS:
+            writers[b[i]] = writers.get(b[i], 0) + 1
+        elif kind == K_CAS_FAILED:
+            observes_anything = True
+        observer = kind in (K_READ, K_CAS) and rets[i] >= 0
+        if observer and rets[i] < first_observer_ret.get(a[i], rets[i] + 1):
+            first_observer_ret[a[i]] = rets[i]
+    keep = [True] * n
+    if not observes_anything:
+        needed = set(first_observer_ret)
+        pending_cas = [i for i in range(n) if rets[i] < 0 and kinds[i] == K_CAS]
+        for _ in range(len(pending_cas) + 1):  # each round adds a value or stops
+            grown = {a[i] for i in pending_cas if b[i] in needed} - needed
+            if not grown:
+                break
+            needed |= grown
+        for i in range(n):
+            if rets[i] < 0 and kinds[i] in (K_WRITE, K_CAS):
+                keep[i] = (a[i] if kinds[i] == K_WRITE else b[i]) in needed
+    for i in range(n):
+        if rets[i] >= 0 or kinds[i] not in (K_WRITE, K_CAS) or not keep[i]:
+            continue
+        value = a[i] if kinds[i] == K_WRITE else b[i]
+        observer_ret = first_observer_ret.get(value)
+        if value == problem.initial or writers[value] != 1 or observer_ret is None:
+            continue
+        if observer_ret > problem.calls[i]:  # else: seen before it was written; the search says
+            rets[i] = observer_ret
+    if all(keep):
+        return
+    for name in ("kinds", "a", "b", "calls", "rets", "ops"):
+        column = getattr(problem, name)
+        setattr(problem, name, [x for x, k in zip(column, keep, strict=True) if k])
+
+
+def _impossible_observation(problem: Problem) -> int:
+    """An operation that completed observing a register value no operation writes (and not the
+    initial one): no search is needed to refute that. Its index, or -1."""
+    written = {problem.initial}
+    for kind, a, b in zip(problem.kinds, problem.a, problem.b, strict=True):
+        if kind == K_WRITE:
+            written.add(a)
+        elif kind == K_CAS:
+            written.add(b)
+    for i, (kind, a) in enumerate(zip(problem.kinds, problem.a, strict=True)):
+        if kind in (K_READ, K_CAS) and problem.rets[i] >= 0 and a not in written:
+            return i
+    return -1
+
+
 def _encode_kv(problem: Problem, model: Model, ops: Sequence[Operation]) -> None:
     problem.initial = problem.intern(model.initial)
     appends: list[str] = []
@@ -268,11 +345,18 @@ def _encode_multi(problem: Problem, model: Model, ops: Sequence[Operation]) -> N
     problem.step = step
 
 
-def encode(ops: Sequence[Operation], model: Model, key: str | None) -> Problem:
-    """Encode one partition's operations for the search core under `model`."""
+def encode(
+    ops: Sequence[Operation], model: Model, key: str | None, *, bound_pending: bool = True
+) -> Problem:
+    """Encode one partition's operations for the search core under `model`.
+
+    `bound_pending=False` leaves info operations as they are (tests compare both encodings).
+    """
     problem = Problem(key)
     if model.kind == "register":
         _encode_register(problem, model, ops)
+        if bound_pending:
+            _bound_pending(problem)
     elif model.kind == "kv":
         _encode_kv(problem, model, ops)
     else:
@@ -576,6 +660,17 @@ def check(
     active: list[tuple[str | None, Problem, Any]] = []
     for key, part in parts:
         problem = encode(part, spec, key)
+        if spec.kind == "register" and (bad := _impossible_observation(problem)) >= 0:
+            op = problem.ops[bad]
+            text = (
+                f"{_where(key)} is not linearizable under {spec.name}: this operation observed "
+                f"the value {problem.values[problem.a[bad]]!r}, which no operation in the "
+                f"history writes (nor is it the initial value): {_describe(op)}"
+            )
+            failure = Failure((), None, op, ())
+            return Result(
+                False, key, text, spec.name, len(ops), len(parts), 0, clock() - start, failure
+            )
         search = search_type(
             problem.kinds,
             problem.a,

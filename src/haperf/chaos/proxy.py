@@ -24,7 +24,8 @@ Faults (all per link, all undone by `heal()`):
 
 Invariants: a link's faults apply to connections already open (a new partition or drop cuts
 them; a new delay applies to bytes read from then on); every connection, buffer and delay is
-bounded (`connections_per_link_max`, `link_buffer_bytes_max`, `DELAY_NS_MAX`); randomness comes
+bounded (`connections_per_link_max`; per connection direction `link_buffer_bytes_max` in the
+delay line plus the stream reader's own 64 KiB window; `DELAY_NS_MAX`); randomness comes
 from one seeded `random.Random`, so a seed fixes the sequence of drop decisions (not which
 connection they hit: that depends on timing); `close()` cancels every task it started.
 """

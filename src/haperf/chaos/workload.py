@@ -105,7 +105,8 @@ class KV(Protocol):
     async def close(self) -> None: ...
 
 
-Connect = Callable[[str], Awaitable[KV]]
+Connect = Callable[[str, bool], Awaitable[KV]]
+"""connect(address, follow_redirects) -> a KV client for that node."""
 
 
 def classify(exc: BaseException) -> str:
@@ -163,11 +164,17 @@ def key_name(i: int) -> str:
 
 @dataclass(slots=True)
 class _Client:
+    """One client: its process id, its home node, and two connections to it. Reads go to the
+    home node and are answered there (followers included: ReadIndex through the leader), so
+    follower reads are exercised; writes and cas follow the home node's redirect to the leader.
+    """
+
     slot: int
     process: int
     rng: random.Random
     address_index: int
-    kv: KV | None = None
+    reader: KV | None = None
+    writer: KV | None = None
 
 
 @dataclass(slots=True)
@@ -222,18 +229,24 @@ class Workload:
 
     async def _client_loop(self, client: _Client, deadline_ns: int) -> None:
         while time.monotonic_ns() < deadline_ns and self._ops < self.config.ops_max:
-            if client.kv is None:
-                address = self.addresses[client.address_index]
-                try:
-                    client.kv = await asyncio.wait_for(
-                        self.connect(address), self.config.op_timeout_ns / 1e9
-                    )
-                except (*UNCERTAIN, ConnectionRefusedError):
-                    # Nothing was invoked yet: not an operation, just an unreachable node.
-                    client.address_index = (client.address_index + 1) % len(self.addresses)
-                    await asyncio.sleep(RECONNECT_PAUSE_NS / 1e9)
-                    continue
             await self._one_op(client)
+
+    async def _connection(self, client: _Client, *, for_read: bool) -> KV:
+        """The client's reader (no redirects) or writer (follows them) to its home node."""
+        kv = client.reader if for_read else client.writer
+        if kv is None:
+            address = self.addresses[client.address_index]
+            kv = await self.connect(address, not for_read)
+            if for_read:
+                client.reader = kv
+            else:
+                client.writer = kv
+        return kv
+
+    async def _next_node(self, client: _Client) -> None:
+        """After an error: drop both connections and move to the next node."""
+        await self._drop_connection(client)
+        client.address_index = (client.address_index + 1) % len(self.addresses)
 
     def _choose(self, client: _Client) -> tuple[str, str, Any]:
         rng = client.rng
@@ -248,27 +261,20 @@ class Workload:
     async def _one_op(self, client: _Client) -> None:
         self._ops += 1
         f, key, value = self._choose(client)
-        kv = client.kv
-        assert kv is not None
         self.history.record(client.process, "invoke", f, key, value)
         try:
-            if f == "read":
-                call: Awaitable[Any] = kv.get(key)
-            elif f == "write":
-                call = kv.set(key, str(value))
-            else:
-                call = kv.cas(key, str(value[0]), str(value[1]))
-            result = await asyncio.wait_for(call, self.config.op_timeout_ns / 1e9)
+            result = await asyncio.wait_for(
+                self._call(client, f, key, value), self.config.op_timeout_ns / 1e9
+            )
         except (*UNCERTAIN, ConnectionRefusedError) as exc:
             outcome = classify(exc)
             self._complete(client, outcome, f, key, value, error=exc)
-            await self._drop_connection(client)
-            client.address_index = (client.address_index + 1) % len(self.addresses)
+            await self._next_node(client)
             if outcome == "info":
                 # Jepsen: the op may still happen later; this process is done.
-                client.process = self._next_process
-                self._next_process += 1
-                self.stats.processes += 1
+                self._retire(client)
+            else:
+                await asyncio.sleep(RECONNECT_PAUSE_NS / 1e9)
             return
         if f == "read":
             got = decode(result)
@@ -283,6 +289,19 @@ class Workload:
             self._last_seen[key] = value[1]
         else:
             self._complete(client, "fail", f, key, value)
+
+    async def _call(self, client: _Client, f: str, key: str, value: Any) -> Any:
+        if f == "read":
+            return await (await self._connection(client, for_read=True)).get(key)
+        kv = await self._connection(client, for_read=False)
+        if f == "write":
+            return await kv.set(key, str(value))
+        return await kv.cas(key, str(value[0]), str(value[1]))
+
+    def _retire(self, client: _Client) -> None:
+        client.process = self._next_process
+        self._next_process += 1
+        self.stats.processes += 1
 
     def _complete(
         self,
@@ -300,11 +319,12 @@ class Workload:
             self.last_errors[f"{type(error).__name__}"] = str(error)[:200]
 
     async def _drop_connection(self, client: _Client) -> None:
-        if client.kv is not None:
-            kv, client.kv = client.kv, None
-            # A failing close means the connection was already broken: it is gone either way.
-            with contextlib.suppress(*UNCERTAIN):
-                await asyncio.wait_for(kv.close(), 1.0)
+        for kv in (client.reader, client.writer):
+            if kv is not None:
+                # A failing close means the connection was already broken: it is gone anyway.
+                with contextlib.suppress(*UNCERTAIN):
+                    await asyncio.wait_for(kv.close(), 1.0)
+        client.reader = client.writer = None
 
     async def final_reads(self, attempts_max: int = FINAL_READ_ATTEMPTS_MAX) -> dict[str, Any]:
         """Read every key once with a fresh process until each read is ok (bounded retries).
@@ -313,35 +333,22 @@ class Workload:
         result (and the runner reports it).
         """
         out: dict[str, Any] = {}
-        process = self._next_process
+        client = _Client(-1, self._next_process, random.Random(0), 0)
         self._next_process += 1
-        client = _Client(-1, process, random.Random(0), 0)
         for i in range(self.config.keys):
             key = key_name(i)
             for _ in range(attempts_max):
-                if client.kv is None:
-                    try:
-                        client.kv = await asyncio.wait_for(
-                            self.connect(self.addresses[client.address_index]),
-                            self.config.op_timeout_ns / 1e9,
-                        )
-                    except (*UNCERTAIN, ConnectionRefusedError):
-                        client.address_index = (client.address_index + 1) % len(self.addresses)
-                        await asyncio.sleep(RECONNECT_PAUSE_NS / 1e9)
-                        continue
                 self.history.record(client.process, "invoke", "read", key, None)
                 try:
                     raw = await asyncio.wait_for(
-                        client.kv.get(key), self.config.op_timeout_ns / 1e9
+                        self._call(client, "read", key, None), self.config.op_timeout_ns / 1e9
                     )
                 except (*UNCERTAIN, ConnectionRefusedError) as exc:
                     outcome = classify(exc)
                     self._complete(client, outcome, "read", key, None, error=exc)
-                    await self._drop_connection(client)
-                    client.address_index = (client.address_index + 1) % len(self.addresses)
+                    await self._next_node(client)
                     if outcome == "info":
-                        client.process = self._next_process
-                        self._next_process += 1
+                        self._retire(client)
                     await asyncio.sleep(RECONNECT_PAUSE_NS / 1e9)
                     continue
                 out[key] = decode(raw)

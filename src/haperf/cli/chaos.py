@@ -96,6 +96,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None
         metavar="S",
         help="how long the healed cluster gets to elect, recover and catch up (60)",
     )
+    parser.add_argument(
+        "--check-timeout",
+        type=_number(float, 1, 86_400, "--check-timeout"),
+        default=default(120.0),
+        metavar="S",
+        help="time limit of the linearizability check; running out is a failed run (120)",
+    )
 
 
 def add_parser(commands: Any) -> None:
@@ -152,6 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
         out=args.out,
         op_timeout_s=args.op_timeout,
         settle_s=args.settle,
+        check_timeout_s=args.check_timeout,
     )
     result = runner.run(config)
     print(runner.describe(result))

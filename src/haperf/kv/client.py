@@ -57,11 +57,22 @@ def _b(value: Arg) -> bytes:
     return b"%d" % value
 
 
+class _Waiter:
+    """The future of `count` replies in a row (one request, or a whole pipeline)."""
+
+    __slots__ = ("count", "future", "replies")
+
+    def __init__(self, future: "asyncio.Future[Any]", count: int) -> None:
+        self.future = future
+        self.count = count
+        self.replies: list[object] = []
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = ReplyParser()
-        self.waiting: collections.deque[asyncio.Future[object]] = collections.deque()
+        self.waiting: collections.deque[_Waiter] = collections.deque()
         self.lost: BaseException | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -83,9 +94,17 @@ class _Protocol(asyncio.Protocol):
                 if self.transport is not None:
                     self.transport.abort()
                 return
-            fut = waiting.popleft()
-            if not fut.done():
-                fut.set_result(reply)
+            head = waiting[0]
+            if head.count == 1:
+                waiting.popleft()
+                if not head.future.done():
+                    head.future.set_result(reply)
+                continue
+            head.replies.append(reply)
+            if len(head.replies) == head.count:
+                waiting.popleft()
+                if not head.future.done():
+                    head.future.set_result(head.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exc or ConnectionResetError("the kv server closed the connection"))
@@ -93,18 +112,18 @@ class _Protocol(asyncio.Protocol):
     def _fail(self, err: BaseException) -> None:
         self.lost = err
         while self.waiting:
-            fut = self.waiting.popleft()
+            fut = self.waiting.popleft().future
             if not fut.done():
                 fut.set_exception(err)
 
-    def send(self, payload: bytes, count: int) -> list[asyncio.Future[object]]:
+    def send(self, payload: bytes, count: int) -> "asyncio.Future[Any]":
+        """Write a request (count 1: the future gives its reply) or a pipeline (the list)."""
         if self.lost is not None or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the kv connection is closed")
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in range(count)]
-        self.waiting.extend(futures)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(_Waiter(future, count))
         self.transport.write(payload)
-        return futures
+        return future
 
 
 class KVClient:
@@ -177,7 +196,7 @@ class KVClient:
         while True:
             proto = await self._connection()
             try:
-                (fut,) = proto.send(payload, 1)
+                fut = proto.send(payload, 1)
             except ConnectionResetError:
                 # Not sent: the connection died since the last request. Reconnect (bounded).
                 self._drop(proto)
@@ -232,14 +251,14 @@ class KVClient:
         if not requests:
             return []
         proto = await self._connection()
-        futures = proto.send(encode_commands(requests), len(requests))
+        count = len(requests)
+        future = proto.send(encode_commands(requests), count)
         try:
-            return list(
-                await asyncio.wait_for(asyncio.gather(*futures), self.timeout_ns / 1e9)
-            )
+            replies = await asyncio.wait_for(future, self.timeout_ns / 1e9)
         except TimeoutError:
             self._drop(proto)
             raise
+        return [replies] if count == 1 else list(replies)
 
     # ------------------------------------------------------------------ typed commands
 

@@ -1,14 +1,13 @@
 """haperf.kv.resp: RESP2 wire format for the kv server and client.
 
-Owns the public RESP names: the native RequestParser / encode_replies / encode_commands /
-ErrorReply (haperf._native.resp, used by the server and client), a pure-Python request parser
-and reply encoder with the same behaviour (PyRequestParser, py_encode_replies: the reference the
-native code is tested against, and the baseline its benchmark row is compared with), and
-ReplyParser, the client's incremental parser of RESP2 replies.
+Owns the public RESP names: the native RequestParser / ReplyParser / encode_replies /
+encode_commands / ErrorReply (haperf._native.resp, used by the server and the client), and
+pure-Python twins with the same behaviour (PyRequestParser, PyReplyParser, py_encode_replies):
+the reference the native code is tested against, and the baseline of its benchmark rows.
 
 Invariants: both request parsers accept exactly the same byte streams and give the same requests
-and the same errors at the same point; ReplyParser bounds every length and nesting depth and
-gives up the stream (a ProtocolError) on anything that is not RESP2.
+and the same errors at the same point; both reply parsers bound every length and nesting depth
+and give up the stream (a ProtocolError) on anything that is not RESP2 (or RESP3's null).
 """
 
 from haperf._native.resp import (
@@ -18,6 +17,7 @@ from haperf._native.resp import (
     REPLY_DEPTH_MAX,
     REQUEST_BYTES_MAX,
     ErrorReply,
+    ReplyParser,
     RequestParser,
     encode_command,
     encode_commands,
@@ -33,6 +33,7 @@ __all__ = [
     "REPLY_DEPTH_MAX",
     "REQUEST_BYTES_MAX",
     "ErrorReply",
+    "PyReplyParser",
     "PyRequestParser",
     "ReplyParser",
     "RequestParser",
@@ -245,8 +246,8 @@ REPLY_LINE_BYTES_MAX = 64 * 1024
 _MORE = object()
 
 
-class ReplyParser:
-    """Incremental RESP2 reply parser: feed(bytes) -> complete replies, in order.
+class PyReplyParser:
+    """Pure-Python twin of the native ReplyParser: feed(bytes) -> complete replies, in order.
 
     + simple string -> str, - error -> ErrorReply, : integer -> int, $ bulk -> bytes (None for
     $-1), * array -> list (None for *-1). Anything else raises ProtocolError (stream lost).
@@ -257,13 +258,21 @@ class ReplyParser:
         self._pos = 0
 
     def _read_line(self) -> bytes | object:
-        end = self._buf.find(b"\r\n", self._pos)
-        if end == -1:
-            if len(self._buf) - self._pos > REPLY_LINE_BYTES_MAX:
-                raise ProtocolError("RESP reply line longer than REPLY_LINE_BYTES_MAX")
+        # The same rule as the native parser: the first CR after the type byte must be
+        # followed by LF, within REPLY_LINE_BYTES_MAX.
+        buf = self._buf
+        start = self._pos + 1
+        cr = buf.find(b"\r", start, start + REPLY_LINE_BYTES_MAX + 2)
+        if cr == -1:
+            if len(buf) - start >= REPLY_LINE_BYTES_MAX + 2:
+                raise ProtocolError("RESP reply line too long or without CRLF")
             return _MORE
-        line = bytes(self._buf[self._pos : end])
-        self._pos = end + 2
+        if cr + 1 >= len(buf):
+            return _MORE
+        if buf[cr + 1] != 0x0A:
+            raise ProtocolError("RESP reply line too long or without CRLF")
+        line = bytes(buf[self._pos : cr])
+        self._pos = cr + 2
         return line
 
     def _value(self, depth: int) -> object:
@@ -278,6 +287,10 @@ class ReplyParser:
             return rest.decode("utf-8", "replace")
         if kind == b"-":
             return ErrorReply(rest.decode("utf-8", "replace"))
+        if kind == b"_":
+            if rest:
+                raise ProtocolError("bad RESP3 null reply")
+            return None
         if kind == b":":
             number = _number(rest) if len(rest) <= NUMBER_DIGITS_MAX + 1 else None
             if number is None:

@@ -1,4 +1,4 @@
-"""haperf.kv.server: RespServer, the Redis-protocol (RESP2) front end of a replicated KVStore.
+"""haperf.kv.server: RespServer, the Redis-protocol front end (RESP2; RESP3 after HELLO 3).
 
 Owns the RESP command table, the per-connection protocol and the mapping of Raft outcomes to
 RESP replies. One RespServer serves one node; `node` is a haperf.raft.RaftNode (or anything with
@@ -7,14 +7,16 @@ the same propose_many/barrier/is_leader/leader_id/member_metadata/status API).
 How a request batch is served (everything one read from the socket completed):
 - commands are taken in order and grouped into runs: a run of writes is proposed together with
   one node.propose_many (one log append); a run of reads waits for one node.barrier()
-  (linearizable ReadIndex; concurrent barriers are batched by the node) and is then answered
-  from the store before the next await; commands that touch no data (PING, ECHO, INFO...) are
+  (linearizable ReadIndex; concurrent barriers are batched by the node; on a follower the
+  barrier asks the leader, so followers serve reads too) and is then answered from the store
+  before the next await; commands that touch no data (PING, ECHO, INFO...) are
   answered in place. Reads right after this batch's own writes were applied need no barrier:
   those writes committed after the reads arrived, so everything acknowledged before is applied.
 - the replies of the whole batch go out in one write, in request order.
-- while a batch is being served the connection stops reading (pause_reading), and it stops
-  while the socket's write buffer is above its high-water mark, so nothing buffers without
-  bound: a connection holds at most one batch of requests and its replies.
+- while a batch is being served, requests that arrive are queued and the connection stops
+  reading (pause_reading) until the batch is answered; it also stops while the socket's write
+  buffer is above its high-water mark. So nothing buffers without bound: a connection holds at
+  most the batch being served, one more read's worth of requests, and their replies.
 
 Error replies (see docs/kv.md): `-MOVED 0 host:port` (this node is not the leader; the address
 is the leader's RESP address: redis-py raises MovedError with .host/.port, `redis-cli -c`
@@ -25,6 +27,7 @@ resynchronised gets `-ERR Protocol error: ...` and is closed.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
@@ -43,6 +46,8 @@ from haperf.errors import (
 from haperf.kv import commands as c
 from haperf.kv.resp import ErrorReply, RequestParser, encode_replies, encode_reply
 from haperf.kv.store import KVStore
+
+log = logging.getLogger("haperf.kv.server")
 
 CLIENTS_MAX = 10_000
 # Most keys one KEYS reply lists (the store scans everything; this bounds the reply).
@@ -283,7 +288,10 @@ class RespServer:
                 f"raft_last_index:{status.get('last_index', 0)}",
             ],
             b"stats": ["# Stats"] + [f"kv_{k}:{v}" for k, v in self.counters.items()],
-            b"keyspace": ["# Keyspace", f"db0:keys={len(self.store)},expires=0,avg_ttl=0"],
+            b"keyspace": [
+                "# Keyspace",
+                f"db0:keys={len(self.store)},expires={len(self.store._expires)},avg_ttl=0",
+            ],
         }
         if section is not None and section.lower() not in (b"all", b"default", b"everything"):
             lines = sections.get(section.lower(), [])
@@ -661,6 +669,7 @@ IMMEDIATE = frozenset(
     }
 )
 _IMMEDIATE_ANY_CASE = IMMEDIATE | {n.lower() for n in IMMEDIATE}
+_SET_NAMES = frozenset({b"SET", b"set"})
 
 
 class _Connection(asyncio.Protocol):
@@ -763,12 +772,18 @@ class _Connection(asyncio.Protocol):
         server.counters["batches"] += 1
         # Fast path: a batch with nothing to propose or read is answered right here.
         if all(args[0] in _IMMEDIATE_ANY_CASE for args in cmds):
-            self._write([server.immediate(self, args) for args in cmds])  # all known names
+            replies = []
+            for args in cmds:  # all known names
+                replies.append(server.immediate(self, args))
+                if self.quit:
+                    break
+            self._write(replies)
             if self.parser.error is not None:
                 self._protocol_error(self.parser.error)
             return
+        # Reading stays on (pausing and resuming costs two epoll calls per request); if more
+        # requests arrive while this batch is served, data_received queues them and pauses.
         self.busy = True
-        self._pause()
         asyncio.get_running_loop().create_task(self._serve(cmds))
 
     def _write(self, replies: list[object]) -> None:
@@ -784,7 +799,12 @@ class _Connection(asyncio.Protocol):
             while cmds:
                 batch = cmds[:BATCH_COMMANDS_MAX]
                 cmds = cmds[BATCH_COMMANDS_MAX:]
-                replies = await self._serve_batch(batch)
+                try:
+                    replies = await self._serve_batch(batch)
+                except Exception:  # a bug must cost this connection, not the server
+                    log.exception("kv server: serving a batch failed; closing the connection")
+                    self.abort()
+                    return
                 self._write(replies)
                 if self.transport is None or self.transport.is_closing():
                     return
@@ -801,15 +821,39 @@ class _Connection(asyncio.Protocol):
     async def _serve_batch(self, cmds: list[list[bytes]]) -> list[object]:
         server = self.server
         table = server._table
+        store = server.store
+        key_max = store.key_bytes_max
+        value_max = store.value_bytes_max
+        set_pack = c.SET_HEAD.pack
+        now = server.wall_clock_ns()  # the batch's writes share one reading of the clock
         replies: list[object] = [None] * len(cmds)
-        writes: list[tuple[int, Write]] = []
+        # The pending run of writes, as parallel lists: reply slot, command bytes, result mapper.
+        w_slots: list[int] = []
+        w_data: list[bytes] = []
+        w_maps: list[Callable[[object], object]] = []
         reads: list[tuple[int, Read]] = []
         fresh = False  # this batch's writes just applied: reads need no barrier
         for i, args in enumerate(cmds):
-            handler = table.get(args[0]) or table.get(args[0].upper())
+            name = args[0]
+            if len(args) == 3 and name in _SET_NAMES:
+                # The hot path: a plain SET, encoded inline (same bytes as commands.encode_set).
+                key, value = args[1], args[2]
+                if len(key) <= key_max and len(value) <= value_max:
+                    if reads:
+                        await self._flush_reads(reads, replies, fresh)
+                        reads = []
+                    w_slots.append(i)
+                    w_data.append(set_pack(1, 0, now, 0, len(key)) + key + value)
+                    w_maps.append(_set_reply)
+                    continue
+            handler = table.get(name) or table.get(name.upper())
             if handler is None:
                 reply = server.immediate(self, args)
                 replies[i] = _unknown(args) if reply is UNKNOWN else reply
+                if self.quit:
+                    # Nothing after QUIT is served (as Redis): answer what came before, then close.
+                    del replies[i + 1 :]
+                    break
                 continue
             kind, op = handler(args)
             if kind == "i":
@@ -818,35 +862,44 @@ class _Connection(asyncio.Protocol):
                 if reads:
                     await self._flush_reads(reads, replies, fresh)
                     reads = []
-                writes.append((i, op))
+                data, to_reply = op
+                w_slots.append(i)
+                w_data.append(data)
+                w_maps.append(to_reply)
             else:
-                if writes:
-                    fresh = await self._flush_writes(writes, replies)
-                    writes = []
+                if w_slots:
+                    fresh = await self._flush_writes(w_slots, w_data, w_maps, replies)
+                    w_slots, w_data, w_maps = [], [], []
                 reads.append((i, op))
-        if writes:
-            await self._flush_writes(writes, replies)
+        if w_slots:
+            await self._flush_writes(w_slots, w_data, w_maps, replies)
         if reads:
             await self._flush_reads(reads, replies, fresh)
         return replies
 
-    async def _flush_writes(self, writes: list[tuple[int, Write]], replies: list[object]) -> bool:
+    async def _flush_writes(
+        self,
+        slots: list[int],
+        data: list[bytes],
+        maps: list[Callable[[object], object]],
+        replies: list[object],
+    ) -> bool:
         server = self.server
-        server.counters["writes"] += len(writes)
+        server.counters["writes"] += len(slots)
         node = server.node
         if not node.is_leader:
             reply = server.redirect()
-            for i, _ in writes:
+            for i in slots:
                 replies[i] = reply
             return False
         try:
-            results = await node.propose_many([w[0] for _, w in writes])
+            results = await node.propose_many(data)
         except _NODE_ERRORS as err:
             reply = server.failure(err)
-            for i, _ in writes:
+            for i in slots:
                 replies[i] = reply
             return False
-        for (i, (_, to_reply)), result in zip(writes, results, strict=True):
+        for i, to_reply, result in zip(slots, maps, results, strict=True):
             replies[i] = to_reply(result)
         return True
 

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from haperf._native import raftstore as _records
 from haperf._native.raft import HardState
 from haperf._native.raftmsg import ConfState, Entry, SnapshotMeta
 from haperf.checksum import crc32c
@@ -79,43 +80,30 @@ SNAP_FLAG_AUTO_LEAVE = 1
 SNAP_IDS_MAX = 1 << 16
 
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
-ENTRY_TYPE_MAX = 15
-ENTRY_HEADER_BYTES_MAX = 9
+ENTRY_HEADER_BYTES_MAX = _records.HEADER_BYTES_MAX
+WAL_FRAME_OVERHEAD = 24  # a WAL frame's header (docs/wal.md)
+WAL_SEGMENT_HEADER_BYTES = 32
 ENTRY_BYTES_MAX_DEFAULT = 1 << 20
 SEGMENT_BYTES_DEFAULT = 16 << 20
-# Reading a snapshot file reads at most this many bytes per call.
-READ_CHUNK_BYTES = 1 << 24
 
 StateTuple = tuple[HardState, "tuple[SnapshotMeta, bytes] | None", list[Entry]]
 
 
-def _entry_header(term: int, entry_type: int) -> bytes:
-    n = (term.bit_length() + 7) >> 3
-    return bytes(((n << 4) | entry_type,)) + term.to_bytes(n, "little")
-
-
 def encode_entry(entry: Entry) -> bytes:
-    """The WAL record of one entry: header byte, term bytes, data (one copy of the data)."""
-    return _entry_header(entry.term, entry.type) + entry.data
+    """The WAL record of one entry as bytes (DiskStorage frames records without building it)."""
+    return _records.header(entry.term, entry.type) + bytes(entry.data)
 
 
 def decode_entry(record: Buffer, index: int, where: str) -> Entry:
     """Entry `index` from its WAL record (copies the data out of the mapping)."""
-    view = memoryview(record)
-    if len(view) < 1:
-        raise StorageError(f"{where}: WAL record {index} is empty; it is not a Raft entry")
-    head = view[0]
-    n = head >> 4
-    entry_type = head & 0x0F
-    if n > 8 or entry_type > 1 or len(view) < 1 + n:
+    try:
+        return _records.decode_entry(record, index)
+    except ValueError as exc:
         raise StorageError(
-            f"{where}: WAL record {index} is not a Raft entry (header byte {head:#04x}); the "
-            "log was written by something else"
-        )
-    term = int.from_bytes(view[1 : 1 + n], "little")
-    return Entry(term, index, bytes(view[1 + n :]), entry_type)
+            f"{where}: WAL record {index} is not a Raft entry ({exc}); the log was written by "
+            "something else"
+        ) from None
 
 
 def _entry_term(record: Buffer, index: int, where: str) -> int:
@@ -301,6 +289,15 @@ class DiskStorage:
     ) -> None:
         if entry_bytes_max < 1:
             raise ConfigError(f"entry_bytes_max must be >= 1, got {entry_bytes_max}")
+        # The WAL checks its options too, but only after this directory exists: bad
+        # configuration must raise before anything is created.
+        frame_max = WAL_FRAME_OVERHEAD + ((entry_bytes_max + ENTRY_HEADER_BYTES_MAX + 7) & ~7)
+        if segment_bytes % 8 or segment_bytes < frame_max + WAL_SEGMENT_HEADER_BYTES:
+            raise ConfigError(
+                f"segment_bytes={segment_bytes} must be a multiple of 8 that holds one entry "
+                f"of entry_bytes_max={entry_bytes_max}: at least "
+                f"{frame_max + WAL_SEGMENT_HEADER_BYTES}"
+            )
         self.data_dir = os.fspath(data_dir)
         self.fsync = fsync
         base: FileOps = file_ops if file_ops is not None else OsFileOps()
@@ -606,20 +603,10 @@ class DiskStorage:
                 )
             # Raft 5.3: a new leader overwrites the conflicting uncommitted tail.
             wal.truncate_after(first - 1)
-        # Each record is the entry's header + its data, joined in the WAL frame itself: the
-        # data (often a memoryview of a received frame) is copied once, into the WAL buffer.
-        # The common Ready has one term and only normal entries: one shared header, found with
-        # list comprehensions and list.count (C loops) instead of a Python loop per entry.
-        datas: list[Buffer] = [e.data for e in entries]
-        terms = [e.term for e in entries]
-        types = [e.type for e in entries]
-        n = len(terms)
-        heads: list[bytes]
-        if terms.count(terms[0]) == n and types.count(types[0]) == n:
-            heads = [_entry_header(terms[0], types[0])] * n
-        else:
-            heads = [_entry_header(t, ty) for t, ty in zip(terms, types, strict=True)]
-        wal.append_batch_prefixed(heads, datas, first)
+        # Each entry is framed straight into the WAL buffer (native): its data, often a
+        # memoryview of a received frame, is copied once.
+        batch = entries if type(entries) is list else list(entries)
+        wal.append_framed(lambda fb: _records.append_entries(fb, batch, first))
 
     def set_hard_state(self, hard_state: HardState) -> None:
         """Remember the hard state; sync() writes it (and fdatasyncs if term or vote changed)."""
@@ -695,16 +682,14 @@ class DiskStorage:
         assert wal is not None
         out: list[Entry] = []
         append = out.append
-        from_bytes = int.from_bytes
+        decode = _records.decode_entry
         index = lo
-        # decode_entry, inlined: this loop is the restart time of a node with a long log.
         for view in wal.iterate(lo, hi):
-            head = view[0] if len(view) else 0xFF
-            n = head >> 4
-            if n > 8 or head & 0x0E or len(view) < 1 + n:
+            try:
+                append(decode(view, index))
+            except ValueError:
                 decode_entry(view, index, self._wal_dir)  # raises the StorageError
-            append(Entry(from_bytes(view[1 : 1 + n], "little"), index, view[1 + n :].tobytes(),
-                         head & 0x0F))
+                raise
             index += 1
         return out
 

@@ -1,7 +1,7 @@
 """RaftNode: one Raft member on an asyncio (uvloop) loop, over a transport and a storage.
 
-Owns NodeConfig, RaftNode and the node's own replicated bookkeeping (member addresses and
-metadata). The ordering rules stay in haperf.raft.host; this shell only decides WHEN to run them:
+Owns RaftNode (its building blocks, NodeConfig included, are in haperf.raft.nodeparts). The
+ordering rules stay in haperf.raft.host; this shell only decides WHEN to run them:
 
 - One Ready per loop iteration: inbound messages, proposals and reads only mark the node dirty;
   one `call_soon` flush steps them, submits all buffered proposals as one batch (one append, one
@@ -11,7 +11,9 @@ metadata). The ordering rules stay in haperf.raft.host; this shell only decides 
 - Persist before send, except the leader's own appends (thesis 10.2.1), which go out before its
   fsync. That is safe here because ready() and advance() alternate: a commit index leaves the
   node or reaches the state machine only through a later Ready, taken after the fsync of every
-  earlier one (see docs/raft-node.md, "Ordering").
+  earlier one, and a commit needs a follower's acknowledgement of an earlier Ready's entries.
+  When the leader alone is a quorum (one voter) that fails, so then it sends after its fsync
+  (see docs/raft-node.md, "Ordering").
 - The fsync can run on a dedicated thread (NodeConfig.sync_thread); while it runs, the loop only
   buffers (messages, proposals, reads, ticks) and never touches the core or the storage.
 - Every waiting map has a named maximum; stop() fails every waiter with the right error type.
@@ -26,14 +28,11 @@ import bisect
 import collections
 import functools
 import heapq
-import json
 import logging
-import queue
 import random
-import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from haperf._native.confchange import (
     CC_ADD_LEARNER,
@@ -53,309 +52,44 @@ from haperf.errors import (
     ProposalDroppedError,
 )
 from haperf.raft.durable import DiskStorage
-from haperf.raft.host import PENDING_PROPOSALS_MAX, PENDING_READS_MAX, Host, Proposal, ReadRequest
+from haperf.raft.host import Host, Proposal, ReadRequest
+from haperf.raft.nodeparts import (
+    ACK_MODES,
+    INTERNAL_PREFIX,
+    PROPOSAL_BATCH_MAX,
+    AckMode,
+    InternalWaiter,
+    NodeConfig,
+    ReadWaiter,
+    ReplicatedMachine,
+    SyncThread,
+    Transport,
+    TransportFactory,
+    Waiter,
+    internal_member_entry,
+)
 from haperf.raft.storage import MemoryStorage
 from haperf.runtime.transport import TcpTransport
 
+__all__ = [
+    "ACK_MODES",
+    "INTERNAL_PREFIX",
+    "AckMode",
+    "NodeConfig",
+    "RaftNode",
+    "Transport",
+    "TransportFactory",
+    "internal_member_entry",
+]
+
 log = logging.getLogger("haperf.raft.node")
 
-AckMode = Literal["quorum", "all", "leader"]
-ACK_MODES = ("quorum", "all", "leader")
-
-# An internal entry (member address + metadata) starts with these bytes; user commands may not.
-INTERNAL_PREFIX = b"\xffhaperf.member\x00"
-_SNAP_MAGIC = b"HPNS"  # node snapshot envelope: magic, u32 members length, members JSON, user
 READY_ROUNDS_MAX = 64  # Readys handled per flush before yielding to the loop
 TICK_CATCH_UP_MAX = 64  # missed ticks replayed at once after a stall (>= 2 election timeouts)
 APPEND_TIMES_MAX = 4096  # (index, time) samples kept for lag_seconds
 INBOUND_MAX = 1 << 20  # messages buffered while an fsync runs (beyond: dropped, Raft resends)
 ROLE_CALLBACKS_MAX = 64
-
-
-class Transport(Protocol):
-    """What the node needs from a transport (haperf.runtime.transport.TcpTransport)."""
-
-    @property
-    def address(self) -> str: ...
-    async def start(self) -> None: ...
-    def send(self, messages: list[Message]) -> None: ...
-    def set_peer(self, node_id: int, address: str) -> None: ...
-    def remove_peer(self, node_id: int) -> None: ...
-    def peer_stats(self) -> dict[int, dict[str, Any]]: ...
-    async def close(self) -> None: ...
-
-
-TransportFactory = Callable[..., Transport]
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """One node's configuration; bad values raise ConfigError at construction.
-
-    `members` are the bootstrap voters (id -> raft "host:port"); a node that joins a running
-    cluster later uses the SAME bootstrap members as the founders, sets `join=True`, its own
-    `listen` address, and `dial` entries for current members that are not founders.
-    """
-
-    id: int
-    members: Mapping[int, str]
-    data_dir: str | None = None
-    listen: str | None = None
-    dial: Mapping[int, str] = field(default_factory=dict)
-    tick_ns: int = 10_000_000
-    heartbeat_ticks: int = 5
-    election_ticks: int = 15
-    ack: AckMode = "quorum"
-    lease_read: bool = False
-    fsync: bool = True
-    snapshot_entries: int = 100_000
-    proposal_timeout_ns: int = 5_000_000_000
-    member_metadata: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
-    join: bool = False
-    cluster_id: bytes = b"haperf"
-    # Where the time goes: send a leader's appends before its own fsync (thesis 10.2.1) and
-    # run the fsync on a dedicated thread (the loop keeps receiving meanwhile).
-    parallel_append: bool = True
-    sync_thread: bool = True  # only used with a data_dir and fsync on
-    proposals_pending_max: int = PENDING_PROPOSALS_MAX
-    reads_pending_max: int = PENDING_READS_MAX
-    # "all" ack: a voter is healthy when the leader heard from it within this long (0 = one
-    # election timeout).
-    healthy_ns: int = 0
-    inflight_msgs_max: int = 256
-    msg_bytes_max: int = 1 << 20
-    snapshot_chunk_bytes: int = 1 << 20
-    seed: int | None = None
-    # TEST-ONLY planted bug for the chaos harness: read()/barrier() answer from the local state
-    # machine without ReadIndex (stale reads; a chaos run must flag it non-linearizable).
-    unsafe_local_reads: bool = False
-
-    def __post_init__(self) -> None:
-        if self.id <= 0:
-            raise ConfigError(f"node id must be > 0, got {self.id}")
-        if not self.members:
-            raise ConfigError("members is empty: give the bootstrap voters (id -> host:port)")
-        if any(int(k) <= 0 for k in self.members):
-            raise ConfigError(f"member ids must be > 0, got {sorted(self.members)}")
-        if self.id not in self.members and not self.join:
-            raise ConfigError(
-                f"node {self.id} is not among the bootstrap members {sorted(self.members)}; "
-                "add it, or set join=True (and listen) for a node added at run time"
-            )
-        if self.id not in self.members and self.listen is None:
-            raise ConfigError(f"node {self.id} is not a bootstrap member: give its listen address")
-        if self.tick_ns <= 0:
-            raise ConfigError(f"tick_ns must be > 0, got {self.tick_ns}")
-        if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
-            raise ConfigError(
-                f"need 1 <= heartbeat_ticks < election_ticks, got {self.heartbeat_ticks} and "
-                f"{self.election_ticks}"
-            )
-        if self.ack not in ACK_MODES:
-            raise ConfigError(f"ack must be one of {ACK_MODES}, got {self.ack!r}")
-        if self.snapshot_entries < 1:
-            raise ConfigError(f"snapshot_entries must be >= 1, got {self.snapshot_entries}")
-        if self.proposal_timeout_ns <= 0:
-            raise ConfigError(f"proposal_timeout_ns must be > 0, got {self.proposal_timeout_ns}")
-        if not 1 <= self.proposals_pending_max <= PENDING_PROPOSALS_MAX:
-            raise ConfigError(
-                f"proposals_pending_max must be in [1, {PENDING_PROPOSALS_MAX}], got "
-                f"{self.proposals_pending_max}"
-            )
-        if not 1 <= self.reads_pending_max <= PENDING_READS_MAX:
-            raise ConfigError(
-                f"reads_pending_max must be in [1, {PENDING_READS_MAX}], got "
-                f"{self.reads_pending_max}"
-            )
-        if self.healthy_ns < 0:
-            raise ConfigError(f"healthy_ns must be >= 0, got {self.healthy_ns}")
-
-    @property
-    def election_timeout_ns(self) -> int:
-        return self.election_ticks * self.tick_ns
-
-
-# ---------------------------------------------------------------------------- waiters
-
-
-class _Waiter:
-    """One propose/propose_many call: a future, its entries' results, its ack mode, deadline."""
-
-    __slots__ = (
-        "ack",
-        "acked_ns",
-        "appended",
-        "count",
-        "deadline_ns",
-        "done",
-        "first",
-        "future",
-        "last",
-        "many",
-        "remaining",
-        "results",
-    )
-
-    def __init__(
-        self,
-        future: asyncio.Future[Any],
-        count: int,
-        ack: str,
-        deadline_ns: int,
-        many: bool,
-    ) -> None:
-        self.future = future
-        self.count = count
-        self.first = 0
-        self.last = 0
-        self.results: list[object] | None = [None] * count if many else None
-        self.remaining = count
-        self.ack = ack
-        self.deadline_ns = deadline_ns
-        self.appended = False
-        self.done = False
-        self.many = many
-        self.acked_ns = 0
-
-    def succeed(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        if not self.future.done():
-            self.future.set_result(self.results if self.many else _single(self))
-
-    def fail(self, error: BaseException) -> None:
-        if self.done:
-            return
-        self.done = True
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-def _single(w: _Waiter) -> object:
-    r = w.results
-    return r[0] if r else None
-
-
-class _ReadWaiter:
-    __slots__ = ("barrier", "deadline_ns", "done", "future", "query")
-
-    def __init__(self, future: asyncio.Future[Any], query: object, barrier: bool, deadline: int):
-        self.future = future
-        self.query = query
-        self.barrier = barrier
-        self.deadline_ns = deadline
-        self.done = False
-
-    def fail(self, error: BaseException) -> None:
-        if self.done:
-            return
-        self.done = True
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-# ---------------------------------------------------------------------------- state machine
-
-
-class _Machine:
-    """Wraps the user's state machine: internal member entries and the snapshot envelope.
-
-    Member addresses and metadata are replicated state: they are applied from INTERNAL_PREFIX
-    entries and carried in every snapshot, so every node (a restarted or a new one too) can
-    dial every member and answer member_metadata(id).
-    """
-
-    def __init__(self, user: Any, on_member: Callable[[int, str | None], None]) -> None:
-        self.user = user
-        self._user_apply = user.apply
-        self.members: dict[int, tuple[str, dict[str, str]]] = {}
-        self._on_member = on_member
-
-    def apply(self, index: int, data: bytes) -> object:
-        if data[0] == 0xFF and data.startswith(INTERNAL_PREFIX):
-            return self._apply_internal(data)
-        return self._user_apply(index, data)
-
-    def _apply_internal(self, data: bytes) -> object:
-        doc = json.loads(data[len(INTERNAL_PREFIX) :])
-        node_id = int(doc["id"])
-        if doc.get("op") == "del":
-            self.members.pop(node_id, None)
-            self._on_member(node_id, None)
-        else:
-            address = str(doc["address"])
-            meta = {str(k): str(v) for k, v in dict(doc.get("metadata") or {}).items()}
-            self.members[node_id] = (address, meta)
-            self._on_member(node_id, address)
-        return None
-
-    def snapshot(self) -> bytes:
-        members = json.dumps(
-            {str(k): [a, m] for k, (a, m) in sorted(self.members.items())}, sort_keys=True
-        ).encode()
-        user = bytes(self.user.snapshot())
-        return _SNAP_MAGIC + len(members).to_bytes(4, "big") + members + user
-
-    def restore(self, data: bytes) -> None:
-        data = bytes(data)
-        if data[:4] != _SNAP_MAGIC:
-            raise ConfigError("snapshot data lacks the RaftNode envelope (not written by RaftNode)")
-        n = int.from_bytes(data[4:8], "big")
-        doc = json.loads(data[8 : 8 + n])
-        self.members = {int(k): (str(v[0]), dict(v[1])) for k, v in doc.items()}
-        for node_id, (address, _meta) in self.members.items():
-            self._on_member(node_id, address)
-        self.user.restore(data[8 + n :])
-
-
-def internal_member_entry(node_id: int, address: str | None, metadata: Mapping[str, str]) -> bytes:
-    """The payload of an internal entry that sets (or, address None, deletes) a member."""
-    doc: dict[str, object] = {"id": node_id}
-    if address is None:
-        doc["op"] = "del"
-    else:
-        doc.update(op="set", address=address, metadata=dict(metadata))
-    return INTERNAL_PREFIX + json.dumps(doc, sort_keys=True).encode()
-
-
-# ---------------------------------------------------------------------------- fsync thread
-
-
-class _SyncThread:
-    """A dedicated thread that runs storage.sync() and hands the result back to the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        self._loop = loop
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[..., None]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Callable[[], None], done: Callable[[BaseException | None], None]) -> None:
-        self._jobs.put((job, done))
-
-    def _run(self) -> None:
-        while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            job, done = item
-            error: BaseException | None = None
-            try:
-                job()
-            except Exception as exc:  # noqa: BLE001 - handed to the loop, which fails the node
-                error = exc
-            try:
-                self._loop.call_soon_threadsafe(done, error)
-            except RuntimeError:
-                return  # the loop is closed: the node is gone
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
+WINDOW_WATCH_MAX = 65536  # ack="leader" entries whose loss window is being measured
 
 # ---------------------------------------------------------------------------- the node
 
@@ -385,12 +119,12 @@ class RaftNode:
         self._metadata = dict(metadata or {})
         self._transport_factory = transport_factory or _default_transport
         self._storage: Any = storage
-        self._machine = _Machine(state_machine, self._member_changed)
+        self._machine = ReplicatedMachine(state_machine, self._member_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: RawNode | None = None
         self._host: Host | None = None
         self._transport: Transport | None = None
-        self._sync_thread: _SyncThread | None = None
+        self._sync_thread: SyncThread | None = None
         self._started = False
         self._stopping = False
         self._stopped = False
@@ -403,25 +137,26 @@ class RaftNode:
         self._sync_done_waiters: list[asyncio.Future[None]] = []
         self._inbound: list[Message] = []
         self._buf_cmds: list[bytes] = []
-        self._buf_waiters: list[_Waiter] = []
-        self._buf_reads: list[_ReadWaiter] = []
+        self._buf_waiters: list[Waiter] = []
+        self._buf_reads: list[ReadWaiter] = []
         self._pending_commands = 0  # commands buffered or appended and not resolved
         self._pending_reads = 0
-        self._waiters_by_deadline: collections.deque[_Waiter] = collections.deque()
-        self._odd_deadlines: list[tuple[int, int, _Waiter]] = []
+        self._waiters_by_deadline: collections.deque[Waiter] = collections.deque()
+        self._odd_deadlines: list[tuple[int, int, Waiter]] = []
         self._seq = 0
-        self._leader_acks: collections.deque[_Waiter] = collections.deque()
-        self._all_acks: collections.deque[_Waiter] = collections.deque()
-        self._read_deadlines: collections.deque[_ReadWaiter] = collections.deque()
+        self._leader_acks: collections.deque[Waiter] = collections.deque()
+        self._all_acks: collections.deque[Waiter] = collections.deque()
+        self._read_deadlines: collections.deque[ReadWaiter] = collections.deque()
         self._heard_ns: dict[int, int] = {}
         self._append_idx: list[int] = []
         self._append_ns: list[int] = []
         self._durable_tv = (0, 0)
+        self._durable_last = 0  # the last log index known durable on this node
         self._snap_index = 0
         self._role_callbacks: list[Callable[[str, int], None]] = []
         self._leader_futures: list[asyncio.Future[int]] = []
         self._failure: BaseException | None = None
-        self._window_watch: collections.deque[_Waiter] = collections.deque()
+        self._window_watch: collections.deque[Waiter] = collections.deque()
         self._publish_pending = False
         self._campaign_pending = False
         self.counters: dict[str, int] = dict.fromkeys(
@@ -429,6 +164,7 @@ class RaftNode:
                 "proposals",
                 "proposals_failed",
                 "reads",
+                "read_rounds",
                 "readys",
                 "syncs",
                 "early_sends",
@@ -456,7 +192,12 @@ class RaftNode:
 
     @property
     def is_leader(self) -> bool:
-        return self._node is not None and self._node.role == LEADER and not self._stopping
+        return (
+            self._node is not None
+            and self._node.role == LEADER
+            and not self._stopping
+            and self._failure is None
+        )
 
     @property
     def leader_id(self) -> int:
@@ -553,14 +294,23 @@ class RaftNode:
         )
         node = RawNode(core_cfg, seed, hard_state=hard_state, snapshot=snapshot, entries=entries)
         self._durable_tv = (hard_state.term, hard_state.vote)
+        self._durable_last = node.last_index
         self._node = node
         host = Host(node, self._storage, self._send, self._machine)
         host.on_done = self._on_done
         host.on_read = self._on_read
         self._host = host
-        await self._transport.start()
+        try:
+            await self._transport.start()
+        except BaseException:
+            # e.g. the listen address is taken: release the data directory (its lock) too.
+            close = getattr(self._storage, "close", None)
+            if close is not None:
+                close()
+            self._stopping = self._stopped = True
+            raise
         if cfg.sync_thread and cfg.data_dir is not None and cfg.fsync:
-            self._sync_thread = _SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
+            self._sync_thread = SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
         self._next_tick = loop.time() + self._tick_s
         self._tick_handle = loop.call_at(self._next_tick, self._on_tick)
         if len(cfg.members) == 1 and cfg.id in cfg.members and node.role == FOLLOWER:
@@ -636,7 +386,7 @@ class RaftNode:
 
     def _new_waiter(
         self, count: int, ack: str | None, timeout_ns: int | None, many: bool
-    ) -> _Waiter:
+    ) -> Waiter:
         self._check_open()
         node = self._node
         assert node is not None and self._loop is not None
@@ -653,7 +403,7 @@ class RaftNode:
         t = self.config.proposal_timeout_ns if timeout_ns is None else timeout_ns
         if t <= 0:
             raise ConfigError(f"timeout_ns must be > 0, got {t}")
-        w = _Waiter(self._loop.create_future(), count, mode, self._now_ns() + t, many)
+        w = Waiter(self._loop.create_future(), count, mode, self._now_ns() + t, many)
         if timeout_ns is None:
             self._waiters_by_deadline.append(w)
         else:
@@ -707,11 +457,23 @@ class RaftNode:
         assert host is not None and node is not None
         cmds, waiters = self._buf_cmds, self._buf_waiters
         self._buf_cmds, self._buf_waiters = [], []
+        if any(w.done for w in waiters):
+            # A waiter failed while buffered (timeout): its commands must never be appended.
+            kept_cmds: list[bytes] = []
+            pos = 0
+            for w in waiters:
+                if not w.done:
+                    kept_cmds.extend(cmds[pos : pos + w.count])
+                pos += w.count
+            cmds = kept_cmds
+            waiters = [w for w in waiters if not w.done]
         if node.role != LEADER:
             err = NotLeaderError(node.lead, self.id)
             for w in waiters:
                 self._fail_waiter(w, err)
             return
+        proposals = host.proposals
+        capture = self._machine.capture
         pos = 0
         k = 0
         while k < len(waiters):
@@ -722,32 +484,40 @@ class RaftNode:
                 k += 1
             group = waiters[start_k:k]
             try:
-                props = host.propose_batch(cmds[start_pos : start_pos + n])
+                first = node.propose_batch(cmds[start_pos : start_pos + n])
             except (ProposalDroppedError, NotLeaderError, ConfigError) as exc:
                 for w in group:
                     self._fail_waiter(w, exc)
                 pos += n
                 continue
-            j = 0
+            term = node.term
+            index = first
             for w in group:
-                w.first = props[j].index
-                w.last = w.first + w.count - 1
+                w.first = index
+                w.last = index + w.count - 1
+                index += w.count
                 w.appended = True
-                for p in props[j : j + w.count]:
-                    p.waiter = w
-                j += w.count
+                # Results are captured as entries apply (ReplicatedMachine.capture); only the first
+                # and the last index are tracked by the host, to learn by their terms whether
+                # the whole batch is ours (Log Matching: same index and term, same prefix).
+                proposals[w.first] = Proposal(w.first, term, waiter=w)
+                w.remaining = 1
+                if w.last != w.first:
+                    proposals[w.last] = Proposal(w.last, term, waiter=w)
+                    w.remaining = 2
+                capture.append(w)
                 if w.ack == "leader":
                     self._leader_acks.append(w)
             pos += n
         self.counters["proposals"] += len(cmds)
 
-    def _fail_waiter(self, w: _Waiter, error: BaseException) -> None:
+    def _fail_waiter(self, w: Waiter, error: BaseException) -> None:
         if not w.done:
             self._pending_commands -= w.count
             self.counters["proposals_failed"] += w.count
             w.fail(error)
 
-    def _finish_waiter(self, w: _Waiter) -> None:
+    def _finish_waiter(self, w: Waiter) -> None:
         if not w.done:
             self._pending_commands -= w.count
             w.succeed()
@@ -757,19 +527,26 @@ class RaftNode:
         w = p.waiter
         if w is None:
             return
-        if isinstance(w, _Internal):
+        if isinstance(w, InternalWaiter):
             w.resolve(p)
             return
-        assert isinstance(w, _Waiter)
+        assert isinstance(w, Waiter)
         if w.done:
             return
         if p.error is not None:
-            self._fail_waiter(w, p.error)
+            if p.index == w.last and w.last != w.first and w.remaining == 1:
+                # The first entry was ours and applied, the last was overwritten: a prefix of
+                # the batch applied (a leader change in between).
+                self._fail_waiter(
+                    w,
+                    CommitUnknownError(
+                        f"only part of the batch at {w.first}..{w.last} applied before a leader "
+                        "change; read to find out which commands did"
+                    ),
+                )
+            else:
+                self._fail_waiter(w, p.error)
             return
-        if w.results is not None:
-            w.results[p.index - w.first] = p.result
-        else:
-            w.results = [p.result]
         w.remaining -= 1
         if w.remaining == 0:
             if w.ack == "all":
@@ -812,7 +589,7 @@ class RaftNode:
                 f"{self._pending_reads} reads are waiting on node {self.id}; retry later"
             )
         t = self.config.proposal_timeout_ns if timeout_ns is None else timeout_ns
-        r = _ReadWaiter(self._loop.create_future(), query, barrier, self._now_ns() + t)
+        r = ReadWaiter(self._loop.create_future(), query, barrier, self._now_ns() + t)
         self._pending_reads += 1
         self._buf_reads.append(r)
         self._read_deadlines.append(r)
@@ -826,6 +603,7 @@ class RaftNode:
         assert host is not None
         reads = self._buf_reads
         self._buf_reads = []
+        self.counters["read_rounds"] += 1
         try:
             host.read(None, waiter=reads)
         except (NotLeaderError, ProposalDroppedError, ConfigError) as exc:
@@ -833,7 +611,7 @@ class RaftNode:
                 self._fail_read(r, exc)
         self.counters["reads"] += len(reads)
 
-    def _fail_read(self, r: _ReadWaiter, error: BaseException) -> None:
+    def _fail_read(self, r: ReadWaiter, error: BaseException) -> None:
         if not r.done:
             self._pending_reads -= 1
             r.fail(error)
@@ -978,7 +756,7 @@ class RaftNode:
         assert host is not None and self._loop is not None
         await self._core_turn()
         self._require_leader()
-        w = _Internal(self._loop.create_future())
+        w = InternalWaiter(self._loop.create_future())
         p = host.propose(data, waiter=w)
         if p is None:
             raise NotLeaderError(self.leader_id, self.id)
@@ -991,7 +769,7 @@ class RaftNode:
         assert host is not None and self._loop is not None
         await self._core_turn()
         self._require_leader()
-        w = _Internal(self._loop.create_future())
+        w = InternalWaiter(self._loop.create_future())
         host.propose_conf_change(cc, waiter=w)
         self._kick()
         return await w.wait(self.config.proposal_timeout_ns)
@@ -1053,7 +831,7 @@ class RaftNode:
 
     def _on_tick(self) -> None:
         self._tick_handle = None
-        if self._stopping or self._loop is None:
+        if self._stopping or self._loop is None or self._failure is not None:
             return
         if not self._syncing:
             self._catch_up_ticks()
@@ -1068,7 +846,10 @@ class RaftNode:
         self._check_deadlines()
         if self._all_acks:
             self._release_all_acks()
-        self._kick()
+        node = self._node
+        # Idle ticks stay cheap: a flush only when the tick made work (heartbeat, election...).
+        if node is not None and not self._syncing and node.has_ready():
+            self._flush()
 
     def _catch_up_ticks(self) -> None:
         """Tick the core once per elapsed tick_ns on a fixed grid (bounded catch-up)."""
@@ -1091,7 +872,17 @@ class RaftNode:
         self._flush_scheduled = False
         if self._syncing or self._stopped or self._node is None or self._failure is not None:
             return
+        try:
+            self._flush_once()
+        except BaseException as exc:
+            # Storage or state machine failure inside a Ready: fail-stop (the node must
+            # restart from its storage); the loop's exception handler logs it.
+            self._fail_stop(exc)
+            raise
+
+    def _flush_once(self) -> None:
         node = self._node
+        assert node is not None
         host = self._host
         assert host is not None
         self._catch_up_ticks()
@@ -1131,11 +922,7 @@ class RaftNode:
                     self._storage.sync, functools.partial(self._sync_done, rd, early)
                 )
                 return
-            try:
-                self._storage.sync()
-            except BaseException as exc:
-                self._fail_stop(exc)
-                raise
+            self._storage.sync()
             self._synced(rd)
             self._finish(rd, early)
         else:
@@ -1180,8 +967,12 @@ class RaftNode:
         if error is not None:
             self._fail_stop(error)
         else:
-            self._synced(rd)
-            self._finish(rd, early)
+            try:
+                self._synced(rd)
+                self._finish(rd, early)
+            except BaseException as exc:
+                self._fail_stop(exc)
+                raise
         waiters, self._sync_done_waiters = self._sync_done_waiters, []
         for f in waiters:
             if not f.done():
@@ -1194,6 +985,10 @@ class RaftNode:
         hs = rd.hard_state
         if hs is not None:
             self._durable_tv = (hs.term, hs.vote)
+        if rd.entries:
+            self._durable_last = rd.entries[-1].index
+        elif rd.snapshot is not None:
+            self._durable_last = max(self._durable_last, rd.snapshot[0].index)
         if rd.entries and self._node is not None and self._node.role == LEADER:
             last = rd.entries[-1].index
             now = self._now_ns()
@@ -1204,17 +999,19 @@ class RaftNode:
                 del self._append_ns[:APPEND_TIMES_MAX]
             # ack="leader": acknowledged once the leader's own fsync covers the entry.
             acks = self._leader_acks
+            mono = time.monotonic_ns()
             while acks and acks[0].last <= last:
                 w = acks.popleft()
                 if not w.done:
-                    w.acked_ns = now
+                    w.acked_ns = mono
                     self.counters["ack_leader"] += 1
                     self._finish_waiter(w)
                     self._track_leader_window(w)
 
-    def _track_leader_window(self, w: _Waiter) -> None:
+    def _track_leader_window(self, w: Waiter) -> None:
         # Remember the acknowledged-but-uncommitted window, closed when the entry commits.
-        self._window_watch.append(w)
+        if len(self._window_watch) < WINDOW_WATCH_MAX:
+            self._window_watch.append(w)
 
     def _may_send_early(self, rd: Ready) -> bool:
         """Thesis 10.2.1: a leader may send its appends before its own fsync. Only when nothing
@@ -1226,12 +1023,18 @@ class RaftNode:
         if node.role != LEADER:
             return False
         hs = rd.hard_state
-        return hs is None or (hs.term, hs.vote) == self._durable_tv
+        if hs is not None and (hs.term, hs.vote) != self._durable_tv:
+            return False
+        # Every commit index in these messages must already be durable here. It is whenever a
+        # quorum needs a follower (see the module docstring); it is not when this leader alone
+        # is a quorum (one voter, maybe with learners): its commit then covers the entries it is
+        # about to write, and a learner must not learn that commit before the fsync.
+        return node.commit <= self._durable_last
 
     def _after_ready(self, rd: Ready) -> None:
         if rd.committed_entries and self._window_watch:
             commit_last = rd.committed_entries[-1].index
-            now = self._now_ns()
+            now = time.monotonic_ns()  # the loop clock may tick in milliseconds (uvloop)
             watch = self._window_watch
             while watch and watch[0].last <= commit_last:
                 w = watch.popleft()
@@ -1272,7 +1075,8 @@ class RaftNode:
         floor = node.commit
         now = self._now_ns()
         window = self.config.healthy_ns or self.config.election_timeout_ns
-        for v in node.membership.voters:
+        ms = node.membership
+        for v in sorted(set(ms.voters) | set(ms.voters_outgoing)):  # both sides when joint
             if v == self.id:
                 continue
             if now - self._heard_ns.get(v, -(1 << 62)) > window:
@@ -1314,11 +1118,13 @@ class RaftNode:
         )
         for p in list(host.proposals.values()):
             w = p.waiter
-            if isinstance(w, _Waiter):
+            if isinstance(w, Waiter):
                 self._fail_waiter(w, err_unknown)
-            elif isinstance(w, _Internal):
+            elif isinstance(w, InternalWaiter):
                 w.fail(err_unknown)
         host.proposals.clear()
+        self._machine.capture.clear()
+        self._window_watch.clear()
         for queue_ in (self._all_acks, self._leader_acks):
             for w in queue_:
                 self._fail_waiter(w, err_unknown)
@@ -1346,7 +1152,7 @@ class RaftNode:
                     r, ProposalDroppedError(f"read timed out on node {self.id}; retry it")
                 )
 
-    def _timeout(self, w: _Waiter) -> None:
+    def _timeout(self, w: Waiter) -> None:
         if w.appended:
             self._fail_waiter(
                 w,
@@ -1370,9 +1176,9 @@ class RaftNode:
         if host is not None:
             for p in list(host.proposals.values()):
                 pw = p.waiter
-                if isinstance(pw, _Waiter):
+                if isinstance(pw, Waiter):
                     self._fail_waiter(pw, unknown)
-                elif isinstance(pw, _Internal):
+                elif isinstance(pw, InternalWaiter):
                     pw.fail(unknown)
             for request in list(host.reads.values()):
                 if isinstance(request.waiter, list):
@@ -1394,8 +1200,13 @@ class RaftNode:
 
     def _fail_stop(self, error: BaseException) -> None:
         """A storage failure (fsync error) poisons the node: fail everything, stop serving."""
+        if self._failure is not None:
+            return
         log.error("node %d: storage failed, the node stops serving: %r", self.id, error)
         self._failure = error
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
         self._fail_all(NodeStoppedError(f"node {self.id} failed: {error!r}"))
 
     # ------------------------------------------------------------------ status
@@ -1459,6 +1270,7 @@ class RaftNode:
             "reads_pending": self._pending_reads,
             "peers": peers,
             "counters": dict(self.counters),
+            "failed": None if self._failure is None else repr(self._failure),
         }
 
     def _lag_seconds(self, match: int, last: int, now: int) -> float:
@@ -1469,35 +1281,3 @@ class RaftNode:
         if k >= len(idx):
             return 0.0
         return max(0, now - self._append_ns[k]) / 1e9
-
-
-PROPOSAL_BATCH_MAX = 65536  # commands per core append (the core's PROPOSAL_ENTRIES_MAX)
-
-
-class _Internal:
-    """Waiter for the node's own proposals (member entries, membership changes)."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-
-    def resolve(self, p: Proposal) -> None:
-        if self.future.done():
-            return
-        if p.error is not None:
-            self.future.set_exception(p.error)
-        else:
-            self.future.set_result(p.result)
-
-    def fail(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
-    async def wait(self, timeout_ns: int) -> object:
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.future), timeout_ns / 1e9)
-        except TimeoutError:
-            raise CommitUnknownError(
-                "membership entry not applied in time; it may still apply: check status()"
-            ) from None

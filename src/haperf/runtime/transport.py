@@ -26,13 +26,14 @@ Invariants:
   DROPPED (counted per peer; Raft retransmits) and on_unreachable(peer) is called. Inbound: at
   most inbound_connections_max connections, a handshake within handshake_timeout_ns and at most
   HANDSHAKE_BYTES_MAX bytes, frames of at most frame_bytes_max bytes.
-- A bad inbound connection (garbage, wrong cluster, unknown sender, a receiver id that is not
+- A bad connection (garbage, wrong cluster, unknown sender, a receiver id that is not
   this node, a codec error, a frame whose frm is not the handshake's sender or whose to is not
   this node, any byte written to an outbound connection) is a TransportError: logged, counted,
   that connection closed. Every other connection and the node carry on.
 - Outbound connections reconnect forever (until remove_peer or close) with exponential backoff
   and jitter between reconnect_delay_min_ns and reconnect_delay_max_ns; each attempt has
-  connect_timeout_ns.
+  connect_timeout_ns. A peer that completes a handshake on its own connection to us is up, so
+  a backoff wait for it ends at once (a restarted peer is redialed without waiting).
 - close() cancels every timer and task, closes every connection and the server, waits for their
   connection_lost, and is idempotent.
 """
@@ -356,6 +357,17 @@ class _Peer:
             owner._unreachable(self.id)
             self.schedule_reconnect()
 
+    def kick(self) -> None:
+        """The peer has just completed a handshake on a connection it dialed to us, so it is up
+        (a restarted node binds before it dials): end a backoff wait and dial it now."""
+        if self.stopped or self.owner._closed or self.proto is not None:
+            return
+        if self.timer is not None and self.connecting is None:
+            self.timer.cancel()
+            self.timer = None
+            self.attempt = 0
+            self.connect_soon(0)
+
     def stop(self) -> None:
         """Stop dialing and close the outbound connection (remove_peer, set_peer, close)."""
         self.stopped = True
@@ -588,6 +600,7 @@ class _Inbound(asyncio.Protocol):
         for old in list(peer.inbound):
             old.close()
         peer.inbound.add(self)
+        peer.kick()
         self.reader = FrameReader(owner.frame_bytes_max)
         peer.bytes_received += total
         return bytes(buf[total:])

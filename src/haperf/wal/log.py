@@ -581,16 +581,13 @@ class WAL:
             self._sync_through(last)
         return last
 
-    def append_batch_prefixed(
-        self, prefixes: list[bytes], items: list[Buffer], index: int = 0
-    ) -> int:
-        """append_batch of the records prefixes[i] + items[i]; return the last index.
-
-        The payload of record i is the bytes prefixes[i] followed by items[i], joined in the
-        frame itself, so each item is copied once (DiskStorage writes a Raft entry as its small
-        header + its data this way). Same rules as append_batch.
+    def append_framed(self, frame: Callable[[native.FrameBuffer], int]) -> int:
+        """Let `frame(buffer)` append records to the framing buffer through native code that
+        cimports FrameBuffer (haperf._native.raftstore frames Raft entries this way, copying
+        each entry's data once); returns what `frame` returns, the last index appended. Under
+        "always" that record is durable before this returns.
         """
-        last: int = self._fb.append_batch_prefixed(prefixes, items, index)
+        last = frame(self._fb)
         if self.sync_policy == "always":
             self._sync_through(last)
         return last

@@ -6,8 +6,10 @@ Owns the kv group:
 - kv.encode_set_100B: building a SET command's log bytes;
 - kv.resp_parse_set_100: the native RequestParser reading a pipeline of 100 `SET key <100 B>`
   requests (ns per request); peers: haperf's pure-Python twin (PyRequestParser, same results:
-  the row that shows what the native module buys) and hiredis.Reader (C; a reply parser, fed the
-  same bytes: a request is a valid RESP array, so the work is the same);
+  the row that shows what the native module buys), hiredis.Reader (C; a reply parser, fed the
+  same bytes: a request is a valid RESP array, so the work is the same) and redis-py's own
+  pure-Python parser (_AsyncRESP2Parser over an asyncio.StreamReader, as its asyncio client
+  reads a socket; awaited, so the row includes its awaits);
 - kv.resp_encode_replies_100: 100 `+OK` replies into one buffer; peer: the pure-Python twin;
 - kv.resp_encode_commands_100: 100 SET requests (the client side); peer: redis-py's
   Connection.pack_commands (its pure-Python serializer);
@@ -84,6 +86,31 @@ def _hiredis() -> Op:
     return Op(feed, (data,), ops_per_call=BATCH)
 
 
+def _redis_py_parser() -> Op:
+    """redis-py's own pure-Python RESP2 parser (the one its asyncio client uses), reading the
+    batch from an asyncio.StreamReader as it reads a socket."""
+    try:
+        from redis._parsers import _AsyncRESP2Parser  # type: ignore[import-not-found,unused-ignore]
+        from redis._parsers.encoders import Encoder  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as err:
+        raise ImportError(f"redis-py's parser is not importable: {err}", name="redis") from err
+    data = encode_commands(_set_requests())
+    parser = _AsyncRESP2Parser(socket_read_size=65536)
+    parser.encoder = Encoder("utf-8", "strict", False)  # type: ignore[no-untyped-call,unused-ignore]
+
+    async def feed(data: bytes) -> list[object]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        parser._stream = reader
+        parser._connected = True
+        return [await parser.read_response() for _ in range(BATCH)]
+
+    check = bench_loop().run_until_complete(feed(data))
+    if len(check) != BATCH or check[0] != [b"SET", b"key:000000000000", VALUE]:
+        raise ImportError("this redis-py parses differently; peer skipped", name="redis")
+    return Op(feed, (data,), is_async=True, ops_per_call=BATCH)
+
+
 def _encode_replies(fn: Any) -> Op:
     return Op(fn, (["OK"] * BATCH,), ops_per_call=BATCH)
 
@@ -95,7 +122,7 @@ def _encode_commands() -> Op:
 def _redis_py_pack() -> Op:
     from redis.connection import Connection  # type: ignore[import-not-found,unused-ignore]
 
-    conn = Connection()
+    conn = Connection()  # type: ignore[no-untyped-call,unused-ignore]
     return Op(conn.pack_commands, (_set_requests(),), ops_per_call=BATCH)
 
 
@@ -171,6 +198,11 @@ register_all(
                     note="the pure-Python twin (same results)",
                 ),
                 Peer("hiredis.Reader", _hiredis, note="C reply parser fed the same bytes"),
+                Peer(
+                    "redis-py _AsyncRESP2Parser",
+                    _redis_py_parser,
+                    note="redis-py's pure-Python parser over a StreamReader (async)",
+                ),
             ),
         ),
         Benchmark(

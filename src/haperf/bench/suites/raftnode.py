@@ -1,9 +1,10 @@
 """RaftNode benchmarks: durable replication on a 3-node cluster over loopback TCP.
 
 Owns the rows raft.log_replication_per_entry (the specification's target: one sequential propose
--> committed on a quorum (fsync on every node) and applied on the leader; extra: p50/p99 in ms)
-and raft.node_pipelined (64 concurrent clients each proposing batches of 16: ns per command,
-extra: writes/s). The leader runs in the bench process on the bench loop; the two followers are
+-> committed on a quorum (fsync on every node) and applied on the leader; extra: p50/p99 in ms),
+raft.node_pipelined (64 concurrent clients each proposing batches of 16: ns per command, extra:
+writes/s) and raft.node_read_index (64 concurrent barrier() calls sharing one ReadIndex round:
+ns per read). The leader runs in the bench process on the bench loop; the two followers are
 child processes (`python -c ... serve_follower`), each its own RaftNode with a DiskStorage and
 fsync on, so all three fsync independently as in production. Elections are pinned: the bench
 node campaigns at once and every node uses a long election timeout, so the pauses of the bench
@@ -31,6 +32,7 @@ from haperf.bench.timing import bench_loop
 VALUE = b"v" * 100  # 100-byte commands, as the issue's cluster benchmarks
 PIPELINE_CLIENTS = 64
 PIPELINE_BATCH = 16
+READ_CLIENTS = 64
 SAMPLES_MAX = 200_000  # latency samples kept per row
 START_TIMEOUT_S = 30.0
 # Long election timeout (ticks of 10 ms): the harness pauses the loop between repeats.
@@ -225,6 +227,17 @@ def _pipelined() -> Op:
     return Op(round_, is_async=True, ops_per_call=per_call, cleanup=cluster.close, extra=extra)
 
 
+def _reads() -> Op:
+    loop = bench_loop()
+    cluster = BenchCluster(loop)
+    node = cluster.node
+
+    async def round_() -> None:
+        await asyncio.gather(*(node.barrier() for _ in range(READ_CLIENTS)))
+
+    return Op(round_, is_async=True, ops_per_call=READ_CLIENTS, cleanup=cluster.close)
+
+
 def _available() -> bool:
     return sys.platform.startswith("linux")
 
@@ -241,6 +254,12 @@ _ROWS: list[tuple[str, str, Callable[[], Op]]] = [
         f"same cluster, {PIPELINE_CLIENTS} clients x propose_many({PIPELINE_BATCH}) in flight: "
         "per command",
         _pipelined,
+    ),
+    (
+        "raft.node_read_index",
+        f"same cluster, {READ_CLIENTS} concurrent linearizable read barriers (one shared "
+        "ReadIndex round): per read",
+        _reads,
     ),
 ]
 
