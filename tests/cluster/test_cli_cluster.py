@@ -165,7 +165,7 @@ def test_demo_reports_a_failed_step_with_exit_1() -> None:
     from haperf.kv.demo import DemoConfig, run
 
     lines: list[str] = []
-    assert run(DemoConfig(nodes=1, keys=5), out=lines.append) == 1
+    assert run(DemoConfig(nodes=1, keys=5, failover_timeout_s=1.0), out=lines.append) == 1
     text = "\n".join(lines)
     assert "SIGKILL node 1" in text and "FAILED: no leader agreed on" in text
     kept = Path(re.search(r"node logs: (\S+)", text).group(1))  # type: ignore[union-attr]
