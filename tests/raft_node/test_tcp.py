@@ -5,13 +5,14 @@ stop, restart from disk, and EmbeddedRaftNode called from several threads.
 """
 
 import asyncio
+import socket
 import threading
 from pathlib import Path
 
 import pytest
 
 from haperf.bench.suites.raftnode import free_ports
-from haperf.errors import ConfigError, NodeStoppedError
+from haperf.errors import ConfigError, NodeStoppedError, TransportError
 from haperf.raft import NodeConfig, RaftNode
 from haperf.raft.embedded import EmbeddedRaftNode
 from haperf.runtime.loop import new_event_loop
@@ -133,10 +134,14 @@ def test_snapshot_over_tcp_and_restart_from_a_disk_snapshot(tmp_path: Path) -> N
             lead = await nodes[1].wait_leader(20_000_000_000)
             await _wait(lambda: nodes[lead].is_leader)
             f = next(i for i in nodes if i != lead)
+            f_last = nodes[f].status()["last_index"]
             await nodes.pop(f).stop()
             for k in range(80):
                 await nodes[lead].propose(f"k{k}={k}".encode())
-            assert nodes[lead].status()["snapshot_index"] > 0
+            assert nodes[lead].status()["snapshot_index"] > f_last
+            # Whichever node leads when f returns (leadership may move under load), its log
+            # must no longer reach back to f's: only a snapshot can catch f up.
+            await _wait(lambda: all(n.status()["snapshot_index"] > f_last for n in nodes.values()))
             lagging = await start(f)
             commit = nodes[lead].status()["commit"]
             await _wait(lambda: lagging.status()["applied"] >= commit)
@@ -206,5 +211,33 @@ def test_add_and_remove_a_voter_over_tcp(tmp_path: Path) -> None:
     loop = new_event_loop()
     try:
         loop.run_until_complete(asyncio.wait_for(body(), 120))
+    finally:
+        loop.close()
+
+
+def test_stop_after_a_failed_start_returns_and_frees_the_data_dir(tmp_path: Path) -> None:
+    """start() on a taken listen address raises TransportError; stop() afterwards returns at
+    once (it used to wait forever for a stop that never began), and the data directory's lock
+    is released so a second node can open it."""
+
+    async def body() -> None:
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        try:
+            addr = f"127.0.0.1:{holder.getsockname()[1]}"
+            node = RaftNode(NodeConfig(1, {1: addr}, data_dir=str(tmp_path / "n1")), KV())
+            with pytest.raises(TransportError, match="cannot listen"):
+                await node.start()
+            await asyncio.wait_for(node.stop(), 5)
+        finally:
+            holder.close()
+        again = RaftNode(NodeConfig(1, {1: addr}, data_dir=str(tmp_path / "n1")), KV())
+        await again.start()
+        await again.stop()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 60))
     finally:
         loop.close()

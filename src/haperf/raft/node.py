@@ -310,6 +310,7 @@ class RaftNode:
             if close is not None:
                 close()
             self._stopping = self._stopped = True
+            self._stopped_event.set()  # a later stop() returns at once instead of waiting
             raise
         if cfg.sync_thread and cfg.data_dir is not None and cfg.fsync:
             self._sync_thread = SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
