@@ -7,6 +7,7 @@ Only this test's own children are ever signalled (through LocalCluster's Popen h
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -226,6 +227,7 @@ def test_a_cluster_dropped_without_close_stops_its_children() -> None:
     gc.collect()
     assert all(p is not None and not _exists(p) for p in pids)
     assert "node 1: SIGTERM, stopping" in (base / "node-1.log").read_text()
+    shutil.rmtree(base)  # close() removes a temporary base_dir; this cluster was never closed
 
 
 def test_a_new_cluster_on_the_same_base_dir_reuses_the_addresses(tmp_path: Path) -> None:
