@@ -367,8 +367,8 @@ def arbitrary_history(draw: st.DrawFn, *, unique: bool = False, events_max: int 
 
 
 LONG = st.one_of(
-    executed_history(keys=1, clients_max=6, ops_max=200).map(lambda case: case[0]),
-    arbitrary_history(unique=True, events_max=300),
+    executed_history(keys=1, clients_max=6, ops_max=130).map(lambda case: case[0]),
+    arbitrary_history(unique=True, events_max=200),
 )
 
 
@@ -526,3 +526,45 @@ def test_a_full_cache_evicts_far_states_and_still_reaches_the_verdict() -> None:
     assert tight.cache_bytes <= 1 << 18
     assert tight.steps >= roomy.steps  # evicted states may be explored again, never skipped
     assert check(planted, cache_bytes_max=1 << 18).linearizable is False
+
+
+def _brute_force(ops: list[Operation]) -> bool:
+    """An independent oracle for tiny histories under cas-register: try every subset of the
+    info operations and every order of the chosen operations that respects real time."""
+    from itertools import combinations, permutations
+
+    must = [op for op in ops if op.outcome == "ok"]
+    optional = [op for op in ops if op.outcome == "info" and op.f != "read"]
+
+    def legal(order: tuple[Operation, ...]) -> bool:
+        for i, first in enumerate(order):
+            for later in order[i + 1 :]:
+                if later.ret is not None and later.ret < first.call:
+                    return False  # `later` returned before `first` was invoked
+        state: object = None
+        for op in order:
+            if op.f == "read":
+                if op.output != state:
+                    return False
+            elif op.f == "write":
+                state = op.value
+            else:
+                if state != op.value[0]:
+                    return False
+                state = op.value[1]
+        return True
+
+    for size in range(len(optional) + 1):
+        for extra in combinations(optional, size):
+            if any(legal(order) for order in permutations([*must, *extra])):
+                return True
+    return False
+
+
+@settings(deadline=None)
+@given(st.one_of(arbitrary_history(events_max=14), arbitrary_history(unique=True, events_max=14)))
+def test_verdicts_match_a_brute_force_oracle_on_tiny_histories(events: list[Op]) -> None:
+    for key, ops in partitions(pair(events), MODELS["cas-register"]):
+        expected = _brute_force(ops)
+        assert check(ops).linearizable is expected, (key, ops)
+        assert check(ops, native=False).linearizable is expected

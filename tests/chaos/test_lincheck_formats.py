@@ -182,10 +182,14 @@ def test_sniffing_and_explicit_formats(tmp_path: Path) -> None:
         '{"process": 0, "type": "invoke", "f": "read", "key": "k", "value": null, "time": 0}\n'
     )
     assert load(jsonl)[0] == "haperf-jsonl"
-    assert sniff_format(jsonl, "INFO  jepsen.util - 0\t:invoke\t:read\tnil") == "etcd-jepsen-log"
-    assert sniff_format(jsonl, "; comment\n[{:process 0}]") == "knossos-edn"
+    log = tmp_path / "h.log"
+    assert sniff_format(log, "INFO  jepsen.util - 0\t:invoke\t:read\tnil") == "etcd-jepsen-log"
+    assert sniff_format(log, "; comment\n[{:process 0}]") == "knossos-edn"
+    assert sniff_format(log, '{"process": 1}') == "haperf-jsonl"
     with pytest.raises(HistoryFormatError, match="cannot tell the history format"):
-        sniff_format(jsonl, "hello")
+        sniff_format(log, "hello")
+    (tmp_path / "none.jsonl").write_text("")  # a run that recorded nothing
+    assert load(tmp_path / "none.jsonl") == ("haperf-jsonl", [])
     (tmp_path / "empty").write_text("")
     with pytest.raises(HistoryFormatError, match="cannot tell"):
         load(tmp_path / "empty")

@@ -39,30 +39,36 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
-def test_up_status_kv_round_trip_and_ctrl_c(tmp_path: Path) -> None:
-    cluster_file = tmp_path / "state" / "cluster.json"
-    env = {**os.environ, "HAPERF_CLUSTER_FILE": str(cluster_file)}
-    base = tmp_path / "base"
+def start_up(n: int, base: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`cluster up -n N --base-dir BASE` in a child; returns it and its output up to the line
+    that says it is running."""
     up = subprocess.Popen(
-        [sys.executable, "-m", "haperf", "cluster", "up", "-n", "3", "--base-dir", str(base)],
+        [sys.executable, "-m", "haperf", "cluster", "up", "-n", str(n), "--base-dir", str(base)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    assert up.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        if not line:
+            up.wait(WAIT_S)
+            raise AssertionError(f"cluster up ended early: {''.join(lines)} {up.stderr.read()}")
+        lines.append(line)
+        if "Ctrl-C stops the cluster" in line:
+            break
+    return up, "".join(lines)
+
+
+def test_up_status_kv_round_trip_and_ctrl_c(tmp_path: Path) -> None:
+    cluster_file = tmp_path / "state" / "cluster.json"
+    env = {**os.environ, "HAPERF_CLUSTER_FILE": str(cluster_file)}
+    base = tmp_path / "base"
+    up, text = start_up(3, base, env)
     try:
-        assert up.stdout is not None
-        lines = []
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            assert line, (
-                f"cluster up ended early: {''.join(lines)} {up.stderr.read() if up.stderr else ''}"
-            )
-            lines.append(line)
-            if "Ctrl-C stops the cluster" in line:
-                break
-        text = "".join(lines)
         leader = int(re.search(r"leader: node (\d+)", text).group(1))  # type: ignore[union-attr]
         assert f"{leader}  127.0.0.1:" in text and "(leader)" in text
         doc = orjson.loads(cluster_file.read_bytes())
@@ -143,20 +149,8 @@ def test_demo_runs_to_completion(tmp_path: Path) -> None:
 
 def test_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "HAPERF_CLUSTER_FILE": str(tmp_path / "cluster.json")}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "haperf", "cluster", "up", "-n", "1", "--base-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    up, _ = start_up(1, tmp_path, env)
     try:
-        assert up.stdout is not None
-        for _ in range(100):
-            line = up.stdout.readline()
-            assert line, up.stderr.read() if up.stderr else ""
-            if "Ctrl-C stops the cluster" in line:
-                break
         pids = _child_pids(tmp_path / "cluster.json")
         assert len(pids) == 1
     finally:
@@ -171,7 +165,7 @@ def test_demo_reports_a_failed_step_with_exit_1() -> None:
     from haperf.kv.demo import DemoConfig, run
 
     lines: list[str] = []
-    assert run(DemoConfig(nodes=1, keys=5), out=lines.append) == 1
+    assert run(DemoConfig(nodes=1, keys=5, failover_timeout_s=1.0), out=lines.append) == 1
     text = "\n".join(lines)
     assert "SIGKILL node 1" in text and "FAILED: no leader agreed on" in text
     kept = Path(re.search(r"node logs: (\S+)", text).group(1))  # type: ignore[union-attr]

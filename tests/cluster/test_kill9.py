@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,6 +186,31 @@ def test_whole_cluster_restart_keeps_every_acknowledged_write(restart: str) -> N
                 cluster.kill(i)
         cluster.start()
         cluster.wait_leader(WAIT_S)
+
+        async def check() -> None:
+            _assert_all_present(writer, await writer.read_back())
+            await writer._drop()
+
+        run(check())
+
+
+def test_a_new_cluster_on_the_same_base_dir_has_the_data(tmp_path: Path) -> None:
+    # What `cluster up --base-dir D` twice does: a new LocalCluster, same members and data.
+    with LocalCluster(3, tmp_path) as cluster:
+        cluster.start()
+        cluster.wait_leader(WAIT_S)
+        writer = Writer([cluster.members[i].resp for i in cluster.ids], "b")
+
+        async def write_some() -> None:
+            for _ in range(30):
+                await writer.write()
+            await writer._drop()
+
+        run(write_some())
+    with LocalCluster(3, tmp_path) as cluster:
+        cluster.start()
+        cluster.wait_leader(WAIT_S)
+        writer.addresses = [cluster.members[i].resp for i in cluster.ids]
 
         async def check() -> None:
             _assert_all_present(writer, await writer.read_back())

@@ -226,3 +226,20 @@ def test_a_cluster_dropped_without_close_stops_its_children() -> None:
     gc.collect()
     assert all(p is not None and not _exists(p) for p in pids)
     assert "node 1: SIGTERM, stopping" in (base / "node-1.log").read_text()
+
+
+def test_a_new_cluster_on_the_same_base_dir_reuses_the_addresses(tmp_path: Path) -> None:
+    with fake_cluster(2, base_dir=tmp_path) as first:
+        first.start()
+        first.wait_ready(WAIT_S)
+        for m in first.members.values():
+            Path(m.data_dir).mkdir(exist_ok=True)  # what a real node leaves behind
+        with pytest.raises(LocalClusterError, match="is in use: is that cluster still running"):
+            fake_cluster(2, base_dir=tmp_path)
+        with pytest.raises(LocalClusterError, match="a cluster of 2 members, not 3"):
+            fake_cluster(3, base_dir=tmp_path)
+        addresses = {i: (m.raft, m.resp, m.admin) for i, m in first.members.items()}
+    with fake_cluster(2, base_dir=tmp_path) as second:
+        assert {i: (m.raft, m.resp, m.admin) for i, m in second.members.items()} == addresses
+        second.start()
+        second.wait_ready(WAIT_S)

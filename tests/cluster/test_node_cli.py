@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,3 +77,31 @@ def test_single_node_from_flags_serves_stops_and_restarts(tmp_path: Path) -> Non
         assert asyncio.run(asyncio.wait_for(io(False), WAIT_S)) == b"hello"
     finally:
         assert _stop(proc) == 0, log.read_text()
+
+
+def test_a_taken_raft_port_fails_fast_with_a_message(tmp_path: Path) -> None:
+    raft, resp, admin = (f"127.0.0.1:{p}" for p in _free_ports("127.0.0.1", 3))
+    host, port = raft.rsplit(":", 1)
+    with socket.socket() as squatter:
+        squatter.bind((host, int(port)))
+        squatter.listen()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "haperf",
+                "node",
+                "--id",
+                "1",
+                "--peers",
+                f"1={raft}/{resp}/{admin}",
+                "--data",
+                str(tmp_path / "d"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+            check=False,
+        )
+    assert out.returncode == 1, out.stderr
+    assert f"cannot listen on {raft}" in out.stderr and "Traceback" not in out.stderr

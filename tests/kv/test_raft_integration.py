@@ -186,3 +186,23 @@ def test_three_nodes_redirect_replicate_and_fail_over(tmp_path: Path) -> None:
             assert client.address == new.resp_addresses[new.id]
 
     run(3, tmp_path, body)
+
+
+def test_leader_ack_mode_still_answers_results(tmp_path: Path) -> None:
+    """ack="leader" acknowledges before apply; replies that need a result wait for a quorum."""
+
+    async def body(members: list[Member]) -> None:
+        (m,) = members
+        assert m.node is not None
+        await _until(lambda: m.node is not None and m.node.is_leader, "single node leads")
+        assert m.server is not None and m.server.leader_ack
+        async with KVClient(m.resp_addresses[1]) as client:
+            assert await client.set("k", "1")
+            assert await client.incr("k", 2) == 3
+            assert not await client.set("k", "x", nx=True)
+            assert await client.set("k", "y", xx=True)
+            assert await client.cas("k", "y", "z")
+            assert await client.delete("k", "none") == 1
+            assert await client.pipeline([[b"SET", b"p", b"1"], [b"INCR", b"p"]]) == ["OK", 2]
+
+    run(1, tmp_path, body, ack="leader")

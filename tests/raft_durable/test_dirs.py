@@ -94,10 +94,10 @@ def test_missing_files_are_refused(tmp_path: Path) -> None:
     directory = tmp_path / "e"
     populated(directory)
     with open_small(directory, fsync=False) as disk:
-        disk.install_snapshot(SnapshotMeta(3, 1, ConfState((1,))), b"s")
+        disk.install_snapshot(SnapshotMeta(9, 2, ConfState((1,))), b"s")  # beyond the log
         snap = Path(disk.snapshot_path or "")
     snap.unlink()
-    with pytest.raises(StorageError, match="log starts at index 4 but there is no snapshot"):
+    with pytest.raises(StorageError, match="log starts at index 10 but there is no snapshot"):
         open_small(directory)
     (directory / "snap" / "README").write_text("x")
     with pytest.raises(StorageError, match="unexpected file in the snapshot directory"):

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from haperf.raft.durable import DiskStorage
 from tests.raft_durable.crash_child import (
     ENTRY_BYTES_MAX,
@@ -31,6 +33,7 @@ from tests.raft_durable.crash_child import (
 
 CHILD = Path(__file__).with_name("crash_child.py")
 ROUNDS = 4
+ROUNDS_SLOW = 40  # `pytest -m slow`
 RECOVERY_KILLS = 2
 RUN_S_MAX = 0.6
 CHILD_WAIT_S = 30
@@ -102,13 +105,22 @@ def check(got: Model, a: Model, b: Model, where: str) -> None:
 
 
 def test_acknowledged_steps_survive_kill_9(tmp_path: Path) -> None:
+    run_rounds(tmp_path, ROUNDS)
+
+
+@pytest.mark.slow
+def test_acknowledged_steps_survive_many_kill_9(tmp_path: Path) -> None:
+    run_rounds(tmp_path, ROUNDS_SLOW)
+
+
+def run_rounds(tmp_path: Path, rounds: int) -> None:
     seed = int(os.environ.get("HAPERF_CRASH_SEED", random.randrange(1 << 30)))
     print(f"DiskStorage kill -9 test seed={seed}")
     rng = random.Random(seed)
     directory = tmp_path / "node"
     start = Model()
     acked_total = 0
-    for round_no in range(ROUNDS):
+    for round_no in range(rounds):
         out = run_and_kill(spawn(directory, seed, round_no), rng.uniform(0.05, RUN_S_MAX))
         steps = [int(line) for line in out.decode().split()]
         assert steps == list(range(len(steps))), f"seed={seed}: garbled output"

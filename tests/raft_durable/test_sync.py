@@ -51,3 +51,24 @@ def test_wal_bytes_follows_appends_and_compaction(tmp_path: Path) -> None:
         disk.install_snapshot(SnapshotMeta(390, 1, ConfState((1,))), b"s")
         assert disk.wal_bytes() < sizes[-1] // 4  # 8 KiB segments before 390 are gone
         assert disk.first_index == 391
+
+
+def test_small_compaction_defers_the_wal_part(tmp_path: Path) -> None:
+    ops = FaultyOps()
+    with open_small(tmp_path / "d", file_ops=ops) as disk:
+        disk.append([Entry(1, i, b"e%d" % i) for i in range(1, 11)])
+        disk.sync()
+        held = disk.wal_bytes()
+        before = ops.fdatasyncs
+        disk.install_snapshot(SnapshotMeta(4, 1, ConfState((1,))), b"snap")
+        # The snapshot file (fsync) and its directory (fsync_dir, not counted here); the
+        # WAL keeps its records (4 small entries free no segment), ignored from now on.
+        assert ops.fdatasyncs == before
+        assert disk.wal_bytes() == held
+        assert disk.first_index == 5
+        assert [e.index for e in disk.initial_state()[2]] == list(range(5, 11))
+    with open_small(tmp_path / "d") as again:
+        assert again.first_index == 5
+        assert [e.index for e in again.initial_state()[2]] == list(range(5, 11))
+        again.append([Entry(2, 7, b"new")])  # overwriting after the snapshot still works
+        assert [e.index for e in again.initial_state()[2]] == [5, 6, 7]

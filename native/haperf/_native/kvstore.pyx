@@ -13,7 +13,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 import heapq
 
@@ -158,6 +158,24 @@ cdef class KVCore:
                 out.append(PyBytes_FromStringAndSize(<const char*>buf, pos))
         finally:
             free(buf)
+        return out
+
+    def prefix_scan(self, bytes prefix, uint64_t clock_ns):
+        """Every live key (expire_at_ns > clock_ns or no TTL) that starts with `prefix`, in
+        dict order: the O(n) part of KVStore.keys, in C."""
+        cdef list out = []
+        cdef const char* pre = PyBytes_AS_STRING(prefix)
+        cdef Py_ssize_t plen = PyBytes_GET_SIZE(prefix)
+        cdef dict expires = self._expires
+        cdef object key, exp
+        for key in self._data:
+            if PyBytes_GET_SIZE(key) < plen or memcmp(PyBytes_AS_STRING(key), pre, <size_t>plen):
+                continue
+            if expires:
+                exp = expires.get(key)
+                if exp is not None and <uint64_t>exp <= clock_ns:
+                    continue
+            out.append(key)
         return out
 
     def apply(self, index, data):

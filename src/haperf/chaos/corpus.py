@@ -282,7 +282,9 @@ def parse_edn_history(text: str, fmt: str, source: str = "<edn>") -> list[Operat
 
 
 def sniff_format(path: Path, text: str) -> str:
-    """Guess a history file's format from its content (the CLI's default)."""
+    """Guess a history file's format: `.jsonl` files are haperf's, else from the content."""
+    if path.suffix == ".jsonl":
+        return "haperf-jsonl"
     head = text.lstrip()[:200]
     if head.startswith("INFO  jepsen.util"):
         return "etcd-jepsen-log"

@@ -9,6 +9,12 @@ Invariants: a ServiceConfig that exists is valid: its id is a member, every addr
 members, the election timeout is longer than the heartbeat, the ack mode is one Raft knows.
 Anything else raises ConfigError naming the source and the field (`node.json: members.2.resp:
 ...`). Unknown keys are errors too, so a typo never silently falls back to a default.
+
+RaftOptions mirrors part of haperf.raft's NodeConfig on purpose: it is the node file's JSON form
+(milliseconds, JSON types checked, errors naming `file: raft.<key>`), checked when the file is
+read, so `node --check` and LocalCluster reject a bad file before any process starts and without
+loading the native Raft modules. NodeConfig checks its own invariants again when the node is
+built from it (node_config()).
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class DemoConfig:
     keys: int = 200
     nodes: int = NODES
     raft: RaftOptions = field(default_factory=RaftOptions)
+    failover_timeout_s: float = FAILOVER_TIMEOUT_S  # a new leader and a committed write by then
 
 
 @dataclass(slots=True)
@@ -217,7 +218,7 @@ class Demo:
             self.say(f"a client keeps writing; SIGKILL node {leader} (the leader, pid {pid})")
             kill_ns = time.monotonic_ns()
             await self._thread(cluster.kill, leader)
-            new_leader, term = await self._wait_leader(cluster, FAILOVER_TIMEOUT_S)
+            new_leader, term = await self._wait_leader(cluster, self.config.failover_timeout_s)
             self.say(f"node {new_leader} is the new leader (term {term})")
             first = await self._first_ack_after(writer, kill_ns, background)
             self.failover_ms = (first.acked_ns - kill_ns) / 1e6
@@ -257,7 +258,7 @@ class Demo:
             raise DemoStepError(f"the writer failed: {background.exception()}")
 
         # With the writes stopped, every member converges on the leader's commit index.
-        leader_now, _ = await self._wait_leader(cluster, FAILOVER_TIMEOUT_S)
+        leader_now, _ = await self._wait_leader(cluster, self.config.failover_timeout_s)
         final = await self._leader_commit(cluster, leader_now)
         for i in cluster.ids:
             await self._wait_applied(cluster, i, final, None)
@@ -292,7 +293,7 @@ class Demo:
     ) -> Write:
         """The first acknowledged write whose successful attempt was sent after the kill: only
         a new leader can have committed it."""
-        deadline = time.monotonic() + FAILOVER_TIMEOUT_S
+        deadline = time.monotonic() + self.config.failover_timeout_s
         scanned = 0
         while True:
             for w in writer.acked[scanned:]:
@@ -302,7 +303,7 @@ class Demo:
             await self._check(background, "waiting for the first write after the kill")
             if time.monotonic() > deadline:
                 raise DemoStepError(
-                    f"no write committed within {FAILOVER_TIMEOUT_S:g} s of the kill"
+                    f"no write committed within {self.config.failover_timeout_s:g} s of the kill"
                 )
             await asyncio.sleep(POLL_S / 10)
 

@@ -19,6 +19,7 @@ child of every open cluster, and each child also stops by itself when this proce
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import random
@@ -28,12 +29,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -192,6 +194,41 @@ def _free_ports(host: str, count: int) -> list[int]:
             s.close()
 
 
+def _previous_addresses(base_dir: Path, n: int) -> dict[int, tuple[str, str, str]] | None:
+    """The addresses recorded by an earlier cluster of `n` members in `base_dir`, when its data is
+    still there: members keep their addresses across restarts, because Raft replicates each
+    member's addresses in its log (a member restarted on new ports would look for its peers on
+    their old ones). LocalClusterError when those ports are taken now."""
+    path = base_dir / CLUSTER_FILE_NAME
+    if not path.is_file() or not any((base_dir / f"node-{i}").is_dir() for i in range(1, n + 1)):
+        return None
+    try:
+        members = read_cluster_file(path)
+    except ConfigError:
+        return None
+    if sorted(members) != list(range(1, n + 1)):
+        raise LocalClusterError(
+            f"{base_dir} holds the data of a cluster of {len(members)} members, not {n}; use "
+            "the same size or another base directory"
+        )
+    addresses = {i: (m["raft"], m["resp"], m["admin"]) for i, m in members.items()}
+    for i, triple in addresses.items():
+        for address in triple:
+            host, port = parse_address(address, f"{path}: members.{i}")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                # As the servers bind: connections of the last run in TIME_WAIT do not count,
+                # a listener does.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    raise LocalClusterError(
+                        f"{address} (node {i}'s port, recorded in {path}) is in use: is that "
+                        "cluster still running? Stop it, or use another base directory"
+                    ) from None
+    return addresses
+
+
 # --- the exit guard -------------------------------------------------------------------------
 
 
@@ -210,6 +247,23 @@ def _stop_children(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float) 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(STOP_TIMEOUT_S)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(
+    method: Callable[Concatenate[LocalCluster, P], R],
+) -> Callable[Concatenate[LocalCluster, P], R]:
+    """Run a method that starts, signals or waits for children under the cluster's lock."""
+
+    @functools.wraps(method)
+    def locked(self: LocalCluster, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class LocalCluster:
@@ -254,10 +308,14 @@ class LocalCluster:
         # `python -m haperf.kv.service --config F` is `python -m haperf node --config F` without
         # importing every other CLI command (numpy among them): a smaller, faster child.
         self._command = list(node_command) if node_command else [python, "-m", "haperf.kv.service"]
-        ports = _free_ports(host, 3 * n)
+        previous = _previous_addresses(self.base_dir, n)
+        ports = [] if previous else _free_ports(host, 3 * n)
         self.members: dict[int, Member] = {}
         for i in range(1, n + 1):
-            raft, resp, admin = (f"{host}:{p}" for p in ports[3 * (i - 1) : 3 * i])
+            if previous:
+                raft, resp, admin = previous[i]
+            else:
+                raft, resp, admin = (f"{host}:{p}" for p in ports[3 * (i - 1) : 3 * i])
             self.members[i] = Member(
                 id=i,
                 raft=raft,
@@ -271,6 +329,8 @@ class LocalCluster:
         self._paused: set[int] = set()
         self._signalled: set[int] = set()  # members told to exit: their exit is no failure
         self._closed = False
+        # The chaos harness drives a cluster from several threads (asyncio.to_thread).
+        self._lock = threading.RLock()
         # Runs at interpreter exit (atexit) or when the cluster is garbage collected unclosed.
         self._guard = weakref.finalize(self, _stop_children, self._procs, GUARD_STOP_TIMEOUT_S)
 
@@ -313,11 +373,12 @@ class LocalCluster:
             "members": {str(i): m.as_dict() for i, m in sorted(self.members.items())},
         }
 
+    @_locked
     def write_cluster_file(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the cluster file (default `<base_dir>/cluster.json`) atomically."""
         target = Path(path) if path is not None else self.base_dir / CLUSTER_FILE_NAME
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(orjson.dumps(self.cluster_doc(), option=orjson.OPT_INDENT_2) + b"\n")
         os.replace(tmp, target)
         return target
@@ -339,10 +400,13 @@ class LocalCluster:
             return [self._member(ids).id]
         return [self._member(i).id for i in ids]
 
+    @_locked
     def start(self, ids: Iterable[int] | None = None) -> None:
         """Start the given members (default all) that are not running."""
         if self._closed:
             raise LocalClusterError("this LocalCluster is closed; make a new one")
+        # Recorded at every start: a later LocalCluster on this base_dir reuses the addresses.
+        self.write_cluster_file()
         env = {**os.environ, **self._env, PARENT_PID_ENV: str(os.getpid())}
         env.setdefault("PYTHONUNBUFFERED", "1")
         for node_id in self._targets(ids):
@@ -396,6 +460,7 @@ class LocalCluster:
         proc.send_signal(sig)
         return True
 
+    @_locked
     def kill(self, node_id: int, sig: int = signal.SIGKILL) -> None:
         """Send `sig` (default SIGKILL) to the member's process; a SIGKILL is waited for."""
         if not self._signal(node_id, sig):
@@ -404,23 +469,27 @@ class LocalCluster:
             self._wait_exit(node_id, STOP_TIMEOUT_S)
             self._paused.discard(node_id)
 
+    @_locked
     def pause(self, node_id: int) -> None:
         """SIGSTOP: the process keeps its sockets but runs nothing (a GC pause, a VM stall)."""
         if not self._signal(node_id, signal.SIGSTOP):
             raise LocalClusterError(f"node {node_id} is not running; nothing to pause")
         self._paused.add(node_id)
 
+    @_locked
     def resume(self, node_id: int) -> None:
         """SIGCONT a paused member."""
         if not self._signal(node_id, signal.SIGCONT):
             raise LocalClusterError(f"node {node_id} is not running; nothing to resume")
         self._paused.discard(node_id)
 
+    @_locked
     def restart(self, node_id: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the member if it runs, then start it again on the same ports and data."""
         self.stop(node_id, timeout_s=timeout_s)
         self.start([node_id])
 
+    @_locked
     def stop(self, node_id: int | None = None, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (graceful), then SIGKILL whatever still runs after `timeout_s`."""
         targets = [i for i in self._targets(node_id) if self.alive(i)]
@@ -452,6 +521,7 @@ class LocalCluster:
         if proc is not None:
             proc.wait(STOP_TIMEOUT_S)
 
+    @_locked
     def close(self) -> None:
         """Stop every child; remove the base directory if this cluster made it."""
         if self._closed:

@@ -113,6 +113,17 @@ Read = Callable[[int], object]
 
 
 def _set_reply(result: object) -> object:
+    # None: a node in ack="leader" mode acknowledged the plain SET after its own fsync, before
+    # apply (a plain SET always writes).
+    if result is True or result is None:
+        return OK
+    if result is False:
+        return None
+    return _result_error(result)
+
+
+def _cond_set_reply(result: object) -> object:
+    """SET NX/XX: the result decides the reply, so it is never proposed with ack="leader"."""
     if result is True:
         return OK
     if result is False:
@@ -189,6 +200,8 @@ class RespServer:
             "unknown_outcomes": 0,
         }
         self._table = self._commands()
+        # A RaftNode configured with ack="leader" acknowledges before apply (see _flush_writes).
+        self.leader_ack = getattr(getattr(node, "config", None), "ack", "quorum") == "leader"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -436,6 +449,8 @@ class RespServer:
         data = c.SET_HEAD.pack(c.OP_SET, flags, now, expire_at, len(key)) + key + value
         if flags & c.FLAG_GET:
             return "w", (data, _plain)
+        if flags & (c.FLAG_NX | c.FLAG_XX):
+            return "w", (data, _cond_set_reply)
         return "w", (data, _set_reply)
 
     def _setnx(self, args: list[bytes]) -> tuple[str, object]:
@@ -893,7 +908,12 @@ class _Connection(asyncio.Protocol):
                 replies[i] = reply
             return False
         try:
-            results = await node.propose_many(data)
+            if server.leader_ack and any(m is not _set_reply for m in maps):
+                # In ack="leader" mode the node answers before apply (results are None): writes
+                # whose reply needs the result (INCR, DEL, CAS, SET NX/XX/GET) wait for a quorum.
+                results = await node.propose_many(data, ack="quorum")  # type: ignore[call-arg]
+            else:
+                results = await node.propose_many(data)
         except _NODE_ERRORS as err:
             reply = server.failure(err)
             for i in slots:

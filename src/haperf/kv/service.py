@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from haperf.errors import ConfigError
+from haperf.errors import ConfigError, NodeStoppedError
 from haperf.kv.admin import AdminServer
 from haperf.kv.config import ServiceConfig
 from haperf.kv.localcluster import PARENT_PID_ENV
 from haperf.runtime.loop import run
 
 PARENT_POLL_INTERVAL_S = 0.25
+STEP_STOP_TIMEOUT_S = 10.0
 
 StoreFactory = Callable[[], Any]
 NodeFactory = Callable[[ServiceConfig, Any], Any]
@@ -82,6 +83,7 @@ class KVService:
         self._stop_event: asyncio.Event | None = None
         self._started_ns = 0
         self._stopped = False
+        self._node_started = False
 
     def _service_status(self) -> dict[str, Any]:
         me = self.config.me
@@ -102,8 +104,9 @@ class KVService:
             figures["kv"] = {"keys": len(self.store)}
         return figures
 
-    def _on_role_change(self, role: str, term: int) -> None:
-        self._log(f"node {self.config.id}: {role} in term {term}")
+    def _on_role_change(self, role: str, leader_id: int) -> None:
+        leader = f"node {leader_id}" if leader_id else "unknown"
+        self._log(f"node {self.config.id}: {role}, leader {leader}")
 
     async def start(self) -> None:
         cfg = self.config
@@ -113,7 +116,8 @@ class KVService:
         self.node = self._make_node(cfg, self.store)
         if hasattr(self.node, "on_role_change"):
             self.node.on_role_change(self._on_role_change)
-        await self.node.start()
+        await self.node.start()  # raises when it cannot start: nothing to stop then
+        self._node_started = True
         try:
             self.admin = AdminServer(
                 self.node,
@@ -143,14 +147,19 @@ class KVService:
         steps: list[tuple[str, Any]] = []
         if self.resp is not None:
             steps.append(("resp", self.resp.close))
-        if self.node is not None:
+        if self.node is not None and self._node_started:
             steps.append(("node", self.node.stop))
         if self.admin is not None:
             steps.append(("admin", self.admin.close))
-        failures = []
+        failures: list[Exception] = []
         for name, step in steps:
             try:
-                await step()
+                # Bounded: a step that hangs must not keep the process from exiting.
+                await asyncio.wait_for(step(), STEP_STOP_TIMEOUT_S)
+            except TimeoutError:
+                message = f"stopping {name} did not finish within {STEP_STOP_TIMEOUT_S:g} s"
+                failures.append(NodeStoppedError(message))
+                self._log(f"node {self.config.id}: {message}")
             except Exception as exc:  # noqa: BLE001 - every step runs; the first failure is raised
                 failures.append(exc)
                 self._log(f"node {self.config.id}: stopping {name} failed: {exc!r}")

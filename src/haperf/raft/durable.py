@@ -14,7 +14,10 @@ Invariants:
 - The log is contiguous and starts right after the snapshot index (or at 1 without one).
   Opening finishes an install_snapshot a crash interrupted, with the same rules install uses.
 - install_snapshot makes the snapshot file durable (tmp, fsync, rename, fsync dir) BEFORE the
-  WAL drops the entries it covers, and removes older snapshot files only after that.
+  WAL drops the entries it covers, and removes older snapshot files only after that. The
+  logical log starts at snapshot index + 1; a compaction (the suffix matches) moves the WAL's
+  own first index only when that frees about a segment, so older records may stay in the WAL
+  files, ignored, until then.
 - The hard state is written to the slot that does NOT hold the newest durable state, so a torn
   write falls back to the other slot. It is fdatasynced only when term or vote changed since
   the last durable write (commit is volatile: RawNode clamps it on restart).
@@ -315,6 +318,7 @@ class DiskStorage:
         self._hs_durable_slot = 1  # the slot holding the newest durable state
         self._hs_dirty_slot = False  # the other slot holds a newer, unsynced write
         self._hs_path = os.path.join(self.data_dir, HARDSTATE_NAME)
+        self._segment_bytes = segment_bytes
         self._snap_dir = os.path.join(self.data_dir, SNAP_DIR)
         self._marker_path = os.path.join(self.data_dir, MARKER_NAME)
         self._wal_dir = os.path.join(self.data_dir, WAL_DIR)
@@ -520,19 +524,14 @@ class DiskStorage:
             )
         if first == s + 1:
             return
+        # The log still holds entries the snapshot covers: a compaction whose WAL part was
+        # deferred (the suffix matches: keep it, ignore what is before), or an install that a
+        # crash interrupted after the snapshot file became durable (finish it: same rule).
+        keep = s <= wal.last_index and _entry_term(wal.read(s), s, self._wal_dir) == meta.term
+        if keep:
+            return
         log.warning("finishing an interrupted snapshot install at index %d", s)
-        self._drop_through(meta)
-
-    def _drop_through(self, meta: SnapshotMeta) -> None:
-        """The WAL part of install_snapshot (after the snapshot file is durable)."""
-        wal = self._wal
-        assert wal is not None
-        s = meta.index
-        keep = (
-            wal.first_index <= s <= wal.last_index
-            and _entry_term(wal.read(s), s, self._wal_dir) == meta.term
-        )
-        if not keep and s <= wal.last_index:
+        if s <= wal.last_index:
             wal.truncate_after(s)
         wal.compact_before(s + 1)
 
@@ -576,15 +575,32 @@ class DiskStorage:
         ops.fsync_dir(self._snap_dir)
         old = self.snapshot
         self.snapshot = (meta, data if type(data) is bytes else bytes(view))
-        if not keep and s <= wal.last_index:
-            wal.truncate_after(s)
-        wal.compact_before(s + 1)
+        if not keep:
+            # The log disagrees with the snapshot (or ends before it): all of it goes, durably.
+            if s <= wal.last_index:
+                wal.truncate_after(s)
+            wal.compact_before(s + 1)
+        elif self._compaction_frees_a_segment(s + 1):
+            # A compaction: the suffix stays. Moving the WAL's first index costs a meta-file
+            # replacement (fsyncs), worth it only when whole segments can be removed; until
+            # then entries up to s are ignored here and opening drops them.
+            wal.compact_before(s + 1)
         if old is not None and old[0].index != s:
+            # No directory fsync: an old snapshot that survives a crash is removed on opening.
             ops.unlink(os.path.join(self._snap_dir, snapshot_name(old[0].index)))
-            ops.fsync_dir(self._snap_dir)
         hs = self.hard_state
         if hs.commit < s:
             self.hard_state = HardState(hs.term, hs.vote, s)
+
+    def _compaction_frees_a_segment(self, index: int) -> bool:
+        """Whether dropping the WAL records before `index` frees about a segment or more."""
+        wal = self._wal
+        assert wal is not None
+        held = wal.last_index - wal.first_index + 1
+        covered = index - wal.first_index
+        if held <= 0 or covered >= held:
+            return True
+        return covered * wal.log_bytes >= held * self._segment_bytes
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append entries (contiguous); a first index inside the log truncates from there."""
@@ -596,9 +612,9 @@ class DiskStorage:
         first = entries[0].index
         last = wal.last_index
         if first != last + 1:
-            if not wal.first_index <= first <= last:
+            if not self._snap_index + 1 <= first <= last:
                 raise AssertionError(
-                    f"append at {first} does not continue the log [{wal.first_index}, {last}] "
+                    f"append at {first} does not continue the log [{self._snap_index + 1}, {last}] "
                     f"(snapshot {self._snap_index})"
                 )
             # Raft 5.3: a new leader overwrites the conflicting uncommitted tail.
@@ -669,7 +685,7 @@ class DiskStorage:
         self._check_open()
         wal = self._wal
         assert wal is not None
-        entries = self.entries(wal.first_index, wal.last_index + 1)
+        entries = self.entries(self._snap_index + 1, wal.last_index + 1)
         hs = self.hard_state
         if hs.commit < self._snap_index:
             hs = HardState(hs.term, hs.vote, self._snap_index)
@@ -696,8 +712,7 @@ class DiskStorage:
     @property
     def first_index(self) -> int:
         """Index of the first stored entry (snapshot index + 1)."""
-        assert self._wal is not None
-        return self._wal.first_index
+        return self._snap_index + 1
 
     @property
     def last_index(self) -> int:
@@ -713,7 +728,8 @@ class DiskStorage:
         return os.path.join(self._snap_dir, snapshot_name(self.snapshot[0].index))
 
     def wal_bytes(self) -> int:
-        """Bytes of log frames held in the WAL (headers included), after compaction."""
+        """Bytes of log frames in the WAL (headers included; records a compaction covers count
+        until their segment is removed)."""
         assert self._wal is not None
         return self._wal.log_bytes
 

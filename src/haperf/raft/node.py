@@ -135,7 +135,9 @@ class RaftNode:
         self._flush_scheduled = False
         self._syncing = False
         self._sync_done_waiters: list[asyncio.Future[None]] = []
-        self._inbound: list[Message] = []
+        # Messages received while an fsync runs, with their arrival time (loop clock).
+        self._inbound: list[tuple[float, list[Message]]] = []
+        self._inbound_n = 0
         self._buf_cmds: list[bytes] = []
         self._buf_waiters: list[Waiter] = []
         self._buf_reads: list[ReadWaiter] = []
@@ -814,10 +816,12 @@ class RaftNode:
                 if m.frm != messages[0].frm:
                     self._heard_ns[m.frm] = now
         if self._syncing:
-            if len(self._inbound) + n > INBOUND_MAX:
+            if self._inbound_n + n > INBOUND_MAX:
                 self.counters["inbound_dropped"] += n
                 return
-            self._inbound.extend(messages)
+            assert self._loop is not None
+            self._inbound.append((self._loop.time(), messages))
+            self._inbound_n += n
         else:
             step = self._node.step
             for m in messages:
@@ -851,14 +855,15 @@ class RaftNode:
         if node is not None and not self._syncing and node.has_ready():
             self._flush()
 
-    def _catch_up_ticks(self) -> None:
-        """Tick the core once per elapsed tick_ns on a fixed grid (bounded catch-up)."""
+    def _catch_up_ticks(self, until: float | None = None) -> None:
+        """Tick the core once per tick_ns elapsed up to `until` (default now) on a fixed grid
+        (bounded catch-up)."""
         loop = self._loop
         node = self._node
         assert loop is not None and node is not None
         # A timer may fire a hair early (clock resolution, libuv's millisecond timers): a tick
         # due within a quarter tick counts as due, so the grid never stalls.
-        now = loop.time() + self._tick_s / 4
+        now = (loop.time() if until is None else until) + self._tick_s / 4
         if now < self._next_tick:
             return
         missed = int((now - self._next_tick) / self._tick_s) + 1
@@ -885,12 +890,18 @@ class RaftNode:
         assert node is not None
         host = self._host
         assert host is not None
-        self._catch_up_ticks()
         if self._inbound:
+            # What arrived during an fsync, interleaved with the ticks that elapsed meanwhile
+            # in arrival order: a busy leader's heartbeat responses count before its
+            # check-quorum tick, a follower's heartbeat before its election ticks.
             inbound, self._inbound = self._inbound, []
+            self._inbound_n = 0
             step = node.step
-            for m in inbound:
-                step(m)
+            for arrived, batch in inbound:
+                self._catch_up_ticks(arrived)
+                for m in batch:
+                    step(m)
+        self._catch_up_ticks()
         if self._campaign_pending:
             self._campaign_pending = False
             if node.role != LEADER:
