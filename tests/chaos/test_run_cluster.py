@@ -38,7 +38,10 @@ def test_chaos_run_against_a_real_cluster(tmp_path: Path) -> None:
     ops = summary["ops"]
     # The run did real work under faults: acknowledged writes and reads, and faults applied.
     assert ops["write"]["ok"] > 0 and ops["read"]["ok"] > 0, text
-    if CHAOS_TIME_S >= 30:
+    # Every scheduled fault was applied; kinds come in rounds, so with room for five faults
+    # (seed 1 schedules 7 in 30 s) every kind was.
+    assert sum(summary["faults_applied"].values()) == summary["faults_scheduled"] > 0, text
+    if summary["faults_scheduled"] >= len(NEMESIS_KINDS):
         assert set(summary["faults_applied"]) == set(NEMESIS_KINDS), text
     assert summary["checks"]["linearizable"]["verdict"] == "linearizable"
     assert summary["checks"]["lost_writes"] == []

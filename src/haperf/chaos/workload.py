@@ -32,6 +32,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from haperf.chaos.history import op_from_record
 from haperf.errors import (
     CommitUnknownError,
     ConfigError,
@@ -56,8 +57,10 @@ class HistoryLog:
     Record shape (NODE_API.md section 6): `{"process", "type", "f", "key", "value", "time"}`,
     `time` in ns from the log's creation on the monotonic clock. Nemesis records have
     `process: "nemesis"`, `type: "info"`, `f` the fault kind, `key: null` and `value`
-    `{"phase": "start"|"stop", ...}`. The file is flushed on every record, so a crash of the
-    harness still leaves a readable prefix.
+    `{"phase": "start"|"stop", ...}` (haperf.chaos.history's reader skips them). Client records
+    are validated by history.op_from_record as they are written (HistoryWriter cannot be used
+    as is: it rejects the nemesis records). The file is flushed on every record, so a crash of
+    the harness still leaves a readable prefix.
     """
 
     def __init__(self, path: str | Path | None, *, clock_ns: Callable[[], int] | None = None):
@@ -79,6 +82,10 @@ class HistoryLog:
             "value": value,
             "time": self.now_ns(),
         }
+        if process != NEMESIS:
+            # The checker's own record rules (history.op_from_record), applied while writing:
+            # the harness cannot record a client operation the checker would reject.
+            op_from_record(rec, str(self.path or "<history>"), len(self.records) + 1)
         self.records.append(rec)
         if self._file is not None:
             self._file.write(orjson.dumps(rec) + b"\n")
