@@ -268,11 +268,11 @@ def test_report_shows_dash_for_unmeasured_and_ratios_of_haperf_to_peers() -> Non
 
 def test_update_doc_replaces_only_the_marked_block(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text(f"intro\n{report.TABLE_START}\nold\n{report.TABLE_END}\noutro\n")
+    page.write_text(f"intro\n{report.TABLE_START}\nSTALE-TABLE\n{report.TABLE_END}\noutro\n")
     report.update_doc(page, _doc({}))
     text = page.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
-    assert "old" not in text and "| metric |" in text
+    assert "STALE-TABLE" not in text and "| metric |" in text
     page.write_text("no markers")
     with pytest.raises(ValueError):
         report.update_doc(page, _doc({}))
