@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--update-doc", action="store_true", help=f"replace the table in {DOC.relative_to(REPO)}"
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="render the table of an earlier run's results.json instead of measuring",
+    )
     args = parser.parse_args(argv)
     names = [s.strip().lower() for s in args.systems.split(",") if s.strip()]
     unknown = [n for n in names if n not in FACTORIES]
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _raise_fd_limit()
     args = parse_args(argv)
+    if args.from_json is not None:
+        return render(orjson.loads(args.from_json.read_bytes()), args.update_doc)
     plan = plan_for(args)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
@@ -144,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    md = report.markdown(doc)
-    (args.out / "results.md").write_text(md)
+    (args.out / "results.md").write_text(report.markdown(doc))
     print()
-    print(md)
-    if args.update_doc:
+    return render(doc, args.update_doc)
+
+
+def render(doc: dict[str, Any], update_doc: bool) -> int:
+    """Print the table of a results document; with update_doc, put it in the docs page."""
+    print(report.markdown(doc))
+    if update_doc:
         report.update_doc(DOC, doc)
         print(f"updated {DOC}")
     return 0

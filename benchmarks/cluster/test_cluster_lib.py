@@ -21,6 +21,7 @@ from clusterbench.http import HttpConnection, HttpStatusError
 from clusterbench.resp import RespError, RespParser, encode
 from clusterbench.stats import latency_summary, median, percentile
 from clusterbench.suite import Plan, attempt_timeout_s, failover_series
+from clusterbench.sys_etcd import parse_check_perf
 from clusterbench.system import RespSystem, System
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -206,6 +207,20 @@ def test_redis_benchmark_csv_is_read_by_column() -> None:
     assert all(c * p == n for n, (c, p) in redisbench.SHAPES.items())
 
 
+def test_etcdctl_check_perf_summary_and_throughput_are_read() -> None:
+    passed = (
+        " 60 / 60  100.00% 1m0s\nPASS: Throughput is 150 writes/s\n"
+        "PASS: Slowest request took 0.04s\nPASS\n"
+    )
+    assert parse_check_perf(passed) == (
+        ["PASS: Throughput is 150 writes/s", "PASS: Slowest request took 0.04s", "PASS"],
+        150.0,
+    )
+    failed = "FAIL: Throughput too low: 4142 writes/s\nPASS: Stddev is 0.04s\nFAIL\n"
+    assert parse_check_perf(failed)[1] == 4142.0
+    assert parse_check_perf("no summary") == ([], None)
+
+
 def _doc(systems: dict[str, Any]) -> dict[str, Any]:
     return {
         "date_utc": "2026-01-01T00:00:00Z",
@@ -241,7 +256,7 @@ def test_report_shows_dash_for_unmeasured_and_ratios_of_haperf_to_peers() -> Non
     assert seq[5] == "2.00x" and seq[6].rstrip(" |") == "-"
     assert row["sequential write p50 ms"][5] == "0.50x"
     assert row["failover median ms (SIGKILL leader -> next commit)"][2] == "-"
-    assert row["restarted member not caught up (runs)"][1] == "0"
+    assert row["restarted member not caught up within 10 s (runs)"][1] == "0"
     best = row["best writes/s, any in-flight setting (higher is better)"]
     assert best[1] == "100,000 (at 8192)" and best[2] == "4,500 (at 64)"
     assert "writes/s at 8192 in flight (higher is better)" in row
@@ -253,11 +268,11 @@ def test_report_shows_dash_for_unmeasured_and_ratios_of_haperf_to_peers() -> Non
 
 def test_update_doc_replaces_only_the_marked_block(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text(f"intro\n{report.TABLE_START}\nold\n{report.TABLE_END}\noutro\n")
+    page.write_text(f"intro\n{report.TABLE_START}\nSTALE-TABLE\n{report.TABLE_END}\noutro\n")
     report.update_doc(page, _doc({}))
     text = page.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
-    assert "old" not in text and "| metric |" in text
+    assert "STALE-TABLE" not in text and "| metric |" in text
     page.write_text("no markers")
     with pytest.raises(ValueError):
         report.update_doc(page, _doc({}))

@@ -46,6 +46,15 @@ def _status(port: int, timeout_s: float = 2.0) -> dict[str, Any]:
         return status
 
 
+def parse_check_perf(output: str) -> tuple[list[str], float | None]:
+    """The PASS/FAIL lines of `etcdctl check perf` and the throughput they state (writes/s)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    summary = [ln for ln in lines if re.match(r"^(PASS|FAIL)", ln)]
+    found = (re.search(r"Throughput.*?(\d+) writes/s", ln) for ln in summary)
+    throughput = next((float(m.group(1)) for m in found if m), None)
+    return summary, throughput
+
+
 class EtcdSystem(System):
     name = "etcd"
 
@@ -272,12 +281,7 @@ class EtcdSystem(System):
             check=False,
             env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
         )
-        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
-        summary = [ln for ln in lines if re.match(r"^(PASS|FAIL)", ln)]
-        throughput = next(
-            (float(m.group(1)) for ln in summary if (m := re.search(r"Throughput is (\d+)", ln))),
-            None,
-        )
+        summary, throughput = parse_check_perf(out.stdout + out.stderr)
         return {
             "etcdctl_check_perf": {
                 "command": "etcdctl check perf --load l",
