@@ -907,10 +907,13 @@ class _Connection(asyncio.Protocol):
             for i in slots:
                 replies[i] = reply
             return False
+        # In ack="leader" mode the node answers before commit and apply (results are None):
+        # writes whose reply needs the result (INCR, DEL, CAS, SET NX/XX/GET) wait for a quorum.
+        # Only a quorum-acknowledged batch has been applied, so only then may the reads that
+        # follow it skip their barrier.
+        applied = not server.leader_ack or any(m is not _set_reply for m in maps)
         try:
-            if server.leader_ack and any(m is not _set_reply for m in maps):
-                # In ack="leader" mode the node answers before apply (results are None): writes
-                # whose reply needs the result (INCR, DEL, CAS, SET NX/XX/GET) wait for a quorum.
+            if server.leader_ack and applied:
                 results = await node.propose_many(data, ack="quorum")  # type: ignore[call-arg]
             else:
                 results = await node.propose_many(data)
@@ -921,7 +924,7 @@ class _Connection(asyncio.Protocol):
             return False
         for i, to_reply, result in zip(slots, maps, results, strict=True):
             replies[i] = to_reply(result)
-        return True
+        return applied
 
     async def _flush_reads(
         self, reads: list[tuple[int, Read]], replies: list[object], fresh: bool
