@@ -241,3 +241,41 @@ def test_stop_after_a_failed_start_returns_and_frees_the_data_dir(tmp_path: Path
         loop.run_until_complete(asyncio.wait_for(body(), 60))
     finally:
         loop.close()
+
+
+def test_a_bad_address_is_refused_at_construction_and_a_failed_start_frees_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    """Bad configuration raises ConfigError when NodeConfig is built; and whatever makes start()
+    fail after the storage opened (here a state machine whose restore raises) releases the data
+    directory's lock, so the next node on that directory starts."""
+    with pytest.raises(ConfigError, match="members\\[1\\]"):
+        NodeConfig(1, {1: "127.0.0.1:notaport"}, data_dir=str(tmp_path / "n1"))
+
+    class BrokenRestore(KV):
+        def restore(self, data: bytes) -> None:
+            raise RuntimeError("restore failed on purpose")
+
+    async def body() -> None:
+        addr = f"127.0.0.1:{free_ports(1)[0]}"
+        cfg = NodeConfig(1, {1: addr}, data_dir=str(tmp_path / "n1"), snapshot_entries=5)
+        first = RaftNode(cfg, KV())
+        await first.start()
+        await first.wait_leader(20_000_000_000)
+        for k in range(12):
+            await first.propose(f"k{k}={k}".encode())
+        assert first.status()["snapshot_index"] > 0
+        await first.stop()
+        broken = RaftNode(cfg, BrokenRestore())
+        with pytest.raises(RuntimeError, match="on purpose"):
+            await broken.start()
+        again = RaftNode(cfg, KV())  # no stop() of the broken node in between
+        await again.start()
+        await again.stop()
+        await asyncio.wait_for(broken.stop(), 5)
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(body(), 60))
+    finally:
+        loop.close()

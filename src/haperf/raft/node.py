@@ -267,6 +267,24 @@ class RaftNode:
             else:
                 # The durable storage (NODE_API.md section 2): WAL + hard state + snapshots.
                 self._storage = DiskStorage(cfg.data_dir, fsync=cfg.fsync)
+        try:
+            await self._start_on_storage()
+        except BaseException:
+            # A bad address, a taken port, a failing restore: release the data directory (its
+            # lock) too, and let a later stop() return at once.
+            close = getattr(self._storage, "close", None)
+            if close is not None:
+                close()
+            self._stopping = self._stopped = True
+            self._stopped_event.set()
+            raise
+
+    async def _start_on_storage(self) -> None:
+        """start() once the storage is open: restore, build the core and host, start the
+        transport and the tick timer."""
+        cfg = self.config
+        loop = self._loop
+        assert loop is not None and self._storage is not None
         hard_state, snapshot, entries = self._storage.initial_state()
         listen = cfg.listen or cfg.members[cfg.id]
         peers = {i: a for i, a in cfg.members.items() if i != cfg.id}
@@ -302,16 +320,7 @@ class RaftNode:
         host.on_done = self._on_done
         host.on_read = self._on_read
         self._host = host
-        try:
-            await self._transport.start()
-        except BaseException:
-            # e.g. the listen address is taken: release the data directory (its lock) too.
-            close = getattr(self._storage, "close", None)
-            if close is not None:
-                close()
-            self._stopping = self._stopped = True
-            self._stopped_event.set()  # a later stop() returns at once instead of waiting
-            raise
+        await self._transport.start()
         if cfg.sync_thread and cfg.data_dir is not None and cfg.fsync:
             self._sync_thread = SyncThread(loop, f"haperf-raft-sync-{cfg.id}")
         self._next_tick = loop.time() + self._tick_s

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from haperf._native.raftmsg import Message
 from haperf.errors import CommitUnknownError, ConfigError
 from haperf.raft.host import PENDING_PROPOSALS_MAX, PENDING_READS_MAX, Proposal
+from haperf.runtime.transport import parse_address
 
 AckMode = Literal["quorum", "all", "leader"]
 ACK_MODES = ("quorum", "all", "leader")
@@ -109,6 +110,12 @@ class NodeConfig:
             )
         if self.id not in self.members and self.listen is None:
             raise ConfigError(f"node {self.id} is not a bootstrap member: give its listen address")
+        for i, address in self.members.items():
+            parse_address(address, what=f"members[{i}]")
+        for i, address in self.dial.items():
+            parse_address(address, what=f"dial[{i}]")
+        if self.listen is not None:
+            parse_address(self.listen, what="listen")
         if self.tick_ns <= 0:
             raise ConfigError(f"tick_ns must be > 0, got {self.tick_ns}")
         if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
