@@ -303,3 +303,22 @@ def test_membership_rules_hold_for_any_change_sequence(steps: list[tuple[Any, An
         else:
             assert len(set(nxt.voters) ^ set(m.voters)) <= 1
         m = nxt
+
+
+def test_a_configuration_beyond_voters_max_is_refused_not_overflowed() -> None:
+    """The quorum code counts in arrays of VOTERS_MAX (64): a 65th voter, added one change at a
+    time, is refused with ConfChangeError at proposal (and if it reached apply); before this
+    check, committing with 65+ voters wrote past the array."""
+    node = RawNode(Config(1, voters=[1]), 7)
+    node.campaign()
+    for i in range(2, 65):
+        node.apply_conf_change(ConfChange([(CC_ADD_VOTER, i)]))
+    assert len(node.membership.voters) == 64
+    with pytest.raises(ConfChangeError, match="at most 64 voters"):
+        node.propose_conf_change(ConfChange([(CC_ADD_VOTER, 65)]))
+    with pytest.raises(ConfChangeError, match="at most 64 voters"):
+        node.apply_conf_change(ConfChange([(CC_ADD_VOTER, 65)]))
+    with pytest.raises(ConfChangeError, match="at most 64 voters"):
+        Membership(voters=range(1, 66))
+    assert len(node.membership.voters) == 64
+    node.propose(b"x")  # the configuration in force still works

@@ -9,6 +9,8 @@ majority of both C_old and C_new until the leave-joint entry commits. See confch
 
 cimport cython
 
+from haperf._native.quorum cimport VOTERS_MAX
+
 from haperf.errors import ConfChangeError
 
 globals().update(ConfChangeOp.__members__)
@@ -111,6 +113,13 @@ cdef class Membership:
         overlap = set(self.learners) & (set(self.voters) | set(self.voters_outgoing))
         if overlap:
             raise ConfChangeError(f"nodes {sorted(overlap)} are both voters and learners")
+        # The quorum code counts votes in fixed arrays of VOTERS_MAX; every configuration
+        # (bootstrap, change, snapshot) is built here, so this one check bounds them all.
+        if len(self.voters) > VOTERS_MAX or len(self.voters_outgoing) > VOTERS_MAX:
+            raise ConfChangeError(
+                f"a configuration may have at most {VOTERS_MAX} voters, got "
+                f"{len(self.voters)} (outgoing {len(self.voters_outgoing)}); add learners instead"
+            )
 
     cpdef bint is_joint(self) except -1:
         return len(self.voters_outgoing) > 0
