@@ -566,3 +566,28 @@ def test_retry_after_can_wait_out_an_open_breaker() -> None:
     # open time, and the half-open probe succeeds.
     assert clock.slept_ns == [100 * MS, 3 * SECOND - 100 * MS]
     assert calls == 2
+
+
+def test_budget_refills_on_its_own_clock_when_the_policy_has_another() -> None:
+    """A budget may be shared by policies on other clocks: it reads its own clock (before, the
+    policy's time was passed in, and a reserve on another clock never refilled)."""
+    budget_clock = FakeClock(start_ns=10**15)
+    policy_clock = FakeClock(start_ns=10**9)
+
+    def sleep_both(ns: int) -> None:
+        policy_clock.sleep_ns(ns)
+        budget_clock.advance(ns)
+
+    budget = RetryBudget(ratio=0.0, tokens_max=1, reserve_per_s=1, clock=budget_clock)
+    r = make(
+        policy_clock,
+        attempts_max=20,
+        initial_delay_ns=SECOND,
+        multiplier=1.0,
+        budget=budget,
+        sleep_ns=sleep_both,
+    )
+    flaky = Flaky(10**9)
+    with pytest.raises(OSError):
+        r(flaky)()
+    assert flaky.attempts == 20  # one reserve token per simulated second: every retry allowed

@@ -291,7 +291,8 @@ class Retry(_native.RetryBase):
         if self.deadline_ns is not None and now_ns + delay_ns - start_ns > self.deadline_ns:
             self._count(_C.COUNT_DEADLINE)
             return False
-        if self.budget is not None and not self.budget.core.try_withdraw(now_ns):
+        # The budget refills on its own clock (it may be shared by policies on other clocks).
+        if self.budget is not None and not self.budget.try_withdraw():
             self._count(_C.COUNT_BUDGET_REJECTION)
             return False
         self._count(_C.COUNT_RETRY)
