@@ -193,3 +193,12 @@ def test_udp_load_measurement_runs_a_small_ring(capsys: pytest.CaptureFixture[st
     assert data["nodes"] == 3 and data["sent"] > 0
     with pytest.raises(ConfigError):
         measure_udp_load(1)
+
+
+@pytest.mark.parametrize(("nodes", "fanout"), [(2, 1), (4, 2), (3, 2)])
+def test_udp_load_short_ring_wires_each_pair_once(nodes: int, fanout: int) -> None:
+    """When 2 * fanout >= nodes a pair both sends and watches each way; it used to be added
+    twice and fail with 'peer already configured'."""
+    result = measure_udp_load(nodes, fanout=fanout, interval_ns=INTERVAL_NS, seconds=0.2,
+                              warmup_s=0.1)
+    assert result.accepted > 0 and result.dropped == 0

@@ -2,7 +2,7 @@
 
 Owns measure_udp_load, behind `python -m haperf detect udp-load`. N services bind 127.0.0.1
 ports and form a ring: each sends to its next `fanout` neighbours every interval_ns and watches
-N services bind 127.0.0.1
+the `fanout` before it. process_time() over the measured
 window gives the share of one core the whole thing uses. This is a measurement to report, not a
 test: the machine's load changes it.
 """
@@ -48,12 +48,17 @@ async def _run(nodes: int, fanout: int, interval_ns: int, seconds: float,
     try:
         for s in services:
             await s.start()
-        for i, s in enumerate(services):
+        # i sends to i + k and i + k watches i, for k in 1..fanout. When the ring is short
+        # (2 * fanout >= nodes) a pair is wired both ways: one add_peer with both flags each.
+        links: dict[tuple[int, int], list[bool]] = {}  # (node, peer) -> [send, watch]
+        for i in range(nodes):
             for k in range(1, fanout + 1):
-                # i sends to i + k, and i + k watches i
-                target = services[(i + k) % nodes]
-                s.add_peer(target.node_id, target.address, watch=False)
-                target.add_peer(s.node_id, s.address, send=False)
+                t = (i + k) % nodes
+                links.setdefault((i, t), [False, False])[0] = True
+                links.setdefault((t, i), [False, False])[1] = True
+        for (i, t), (send, watch) in links.items():
+            peer = services[t]
+            services[i].add_peer(peer.node_id, peer.address, send=send, watch=watch)
         await asyncio.sleep(warmup_s)
         sent0 = sum(s.stats.sent for s in services)
         acc0 = sum(s.stats.accepted for s in services)
