@@ -221,3 +221,34 @@ def test_readers_see_every_appended_record_while_writers_run(tmp_path: Path) -> 
     assert mismatches == []
     assert sorted(written) == list(range(1, 601))
     wal.close()
+
+
+def test_async_waiters_beyond_the_maximum_wait_for_room_before_appending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With WAITERS_MAX durable appends waiting, the next one waits for room BEFORE it appends
+    (it used to append, then raise WALError: a refused write that was in fact in the log)."""
+    from haperf.wal import aio
+
+    monkeypatch.setattr(aio, "WAITERS_MAX", 2)
+
+    async def main() -> None:
+        ops = FaultyOps()
+        awal = await AsyncWAL.open(
+            tmp_path, file_ops=ops, segment_bytes=1 << 20, buffer_bytes=1 << 20,
+            record_bytes_max=4096,
+        )
+        gate = threading.Event()
+        ops.gate = gate
+        try:
+            tasks = [asyncio.ensure_future(awal.append_durable(payload(i))) for i in range(4)]
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert awal.last_index == 2  # two appended and waiting, two waiting for room
+        finally:
+            gate.set()
+        assert sorted(await asyncio.gather(*tasks)) == [1, 2, 3, 4]
+        assert awal.last_index == 4 and awal.durable_index == 4
+        await awal.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -45,6 +45,9 @@ class AsyncWAL:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haperf-wal-aio")
         self._waiters: deque[tuple[int, asyncio.Future[int]]] = deque()
+        # Callers waiting for room (WAITERS_MAX) BEFORE they append: backpressure, never a
+        # refusal after the record is already in the log.
+        self._room: deque[asyncio.Future[None]] = deque()
         self._sync_running = False
         self.append = wal.append
         self.read = wal.read
@@ -77,6 +80,25 @@ class AsyncWAL:
 
     def _sync_done(self, job: Future[int]) -> None:
         self._sync_running = False
+        try:
+            self._resolve(job)
+        finally:
+            self._wake_room()
+
+    def _wake_room(self) -> None:
+        room = self._room
+        while room and len(self._waiters) < WAITERS_MAX:
+            fut = room.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _wait_for_room(self) -> None:
+        while len(self._waiters) >= WAITERS_MAX:
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._room.append(fut)
+            await fut
+
+    def _resolve(self, job: Future[int]) -> None:
         waiters = self._waiters
         exc = job.exception()
         if exc is not None:
@@ -102,12 +124,8 @@ class AsyncWAL:
             self._start_sync()
 
     def _wait(self, index: int) -> asyncio.Future[int]:
+        # Callers awaited _wait_for_room() with no await since, so there is room.
         fut: asyncio.Future[int] = self._loop.create_future()
-        if len(self._waiters) >= WAITERS_MAX:
-            raise WALError(
-                f"more than {WAITERS_MAX} durable appends are waiting; await some before "
-                "issuing more"
-            )
         self._waiters.append((index, fut))
         if not self._sync_running:
             self._start_sync()
@@ -115,11 +133,13 @@ class AsyncWAL:
 
     async def append_durable(self, data: Buffer, index: int = 0) -> int:
         """Append; resolve with the index once the record is on disk (group commit)."""
+        await self._wait_for_room()
         assigned: int = self.wal.append(data, index)
         return await self._wait(assigned)
 
     async def append_batch_durable(self, items: Sequence[Buffer], index: int = 0) -> int:
         """Append a batch; resolve with its last index once all of it is on disk."""
+        await self._wait_for_room()
         last = self.wal.append_batch(items, index)
         return await self._wait(last)
 
@@ -127,6 +147,7 @@ class AsyncWAL:
         """Resolve once every record up to `index` is on disk."""
         if index <= self.wal.durable_index:
             return
+        await self._wait_for_room()
         await self._wait(index)
 
     async def sync(self) -> int:
