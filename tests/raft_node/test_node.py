@@ -6,6 +6,7 @@ and the error types of stop() and timeouts. No assertion depends on wall-clock t
 """
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -409,6 +410,34 @@ def test_wait_leader_times_out_with_not_leader_error() -> None:
         assert info.value.leader_id == 0
         with pytest.raises(NotLeaderError):
             await node.barrier()
+        await c.stop_all()
+
+    run(body)
+
+
+def test_a_read_with_a_short_timeout_is_not_held_behind_a_longer_one() -> None:
+    """Reads with their own timeout_ns expire by deadline, not in arrival order: on an isolated
+    leader (no ReadIndex round can complete) a 20 ms read queued behind a 10 s read fails at
+    about 20 ms of loop time, well before the leader steps down (it waited for that before)."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        c = Cluster(loop)
+        await c.start_all()
+        lead = await c.wait_leader()
+        await c.nodes[lead].propose(b"x=1")
+        c.net.isolate(lead, c.members)
+        long_read = asyncio.ensure_future(c.nodes[lead].read("x", timeout_ns=10_000_000_000))
+        await asyncio.sleep(0)
+        start = loop.time()
+        with pytest.raises(ProposalDroppedError, match="timed out"):
+            await c.nodes[lead].read("x", timeout_ns=20_000_000)
+        assert loop.time() - start < 0.1  # virtual seconds; the election timeout is 0.15-0.3
+        with pytest.raises(ConfigError):
+            await c.nodes[lead].read("x", timeout_ns=0)
+        c.net.heal()
+        with contextlib.suppress(ProposalDroppedError, NotLeaderError):
+            await long_read
         await c.stop_all()
 
     run(body)

@@ -148,7 +148,10 @@ class RaftNode:
         self._seq = 0
         self._leader_acks: collections.deque[Waiter] = collections.deque()
         self._all_acks: collections.deque[Waiter] = collections.deque()
+        # Reads with the default timeout expire in arrival order (a deque); reads with their own
+        # timeout_ns go to a heap, as proposals do, so a short one is not stuck behind a long one.
         self._read_deadlines: collections.deque[ReadWaiter] = collections.deque()
+        self._odd_read_deadlines: list[tuple[int, int, ReadWaiter]] = []
         self._heard_ns: dict[int, int] = {}
         self._append_idx: list[int] = []
         self._append_ns: list[int] = []
@@ -601,10 +604,16 @@ class RaftNode:
                 f"{self._pending_reads} reads are waiting on node {self.id}; retry later"
             )
         t = self.config.proposal_timeout_ns if timeout_ns is None else timeout_ns
+        if t <= 0:
+            raise ConfigError(f"timeout_ns must be > 0, got {t}")
         r = ReadWaiter(self._loop.create_future(), query, barrier, self._now_ns() + t)
         self._pending_reads += 1
         self._buf_reads.append(r)
-        self._read_deadlines.append(r)
+        if timeout_ns is None:
+            self._read_deadlines.append(r)
+        else:
+            self._seq += 1
+            heapq.heappush(self._odd_read_deadlines, (r.deadline_ns, self._seq, r))
         self._kick()
         index: int = await r.future
         return index
@@ -1169,9 +1178,15 @@ class RaftNode:
         while rq and (rq[0].done or rq[0].deadline_ns <= now):
             r = rq.popleft()
             if not r.done:
-                self._fail_read(
-                    r, ProposalDroppedError(f"read timed out on node {self.id}; retry it")
-                )
+                self._read_timed_out(r)
+        rheap = self._odd_read_deadlines
+        while rheap and (rheap[0][2].done or rheap[0][0] <= now):
+            r = heapq.heappop(rheap)[2]
+            if not r.done:
+                self._read_timed_out(r)
+
+    def _read_timed_out(self, r: ReadWaiter) -> None:
+        self._fail_read(r, ProposalDroppedError(f"read timed out on node {self.id}; retry it"))
 
     def _timeout(self, w: Waiter) -> None:
         if w.appended:
@@ -1218,6 +1233,9 @@ class RaftNode:
         for r in self._read_deadlines:
             self._fail_read(r, error)
         self._read_deadlines.clear()
+        for _, _, r in self._odd_read_deadlines:
+            self._fail_read(r, error)
+        self._odd_read_deadlines.clear()
 
     def _fail_stop(self, error: BaseException) -> None:
         """A storage failure (fsync error) poisons the node: fail everything, stop serving."""
