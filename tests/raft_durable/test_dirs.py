@@ -162,8 +162,10 @@ def test_fsync_false_writes_the_same_state(tmp_path: Path) -> None:
 
 
 def test_bad_configuration_raises_before_anything_is_created(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="segment_bytes=4096"):
+    with pytest.raises(ConfigError, match="segment of 4096 bytes"):
         DiskStorage(tmp_path / "d", segment_bytes=4096, entry_bytes_max=8192)
+    with pytest.raises(ConfigError, match="segment_bytes must be a multiple of 8 in 4096"):
+        DiskStorage(tmp_path / "d", segment_bytes=1024, entry_bytes_max=100)
     with pytest.raises(ConfigError, match="entry_bytes_max"):
         DiskStorage(tmp_path / "d", entry_bytes_max=0)
     assert not (tmp_path / "d").exists()

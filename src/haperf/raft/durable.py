@@ -44,6 +44,7 @@ from haperf.checksum import crc32c
 from haperf.errors import ConfigError, StorageError, WALError
 from haperf.wal import WAL
 from haperf.wal.files import FileOps, OsFileOps
+from haperf.wal.log import check_config as check_wal_config
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -85,8 +86,6 @@ SNAP_IDS_MAX = 1 << 16
 _U32 = struct.Struct("<I")
 
 ENTRY_HEADER_BYTES_MAX = _records.HEADER_BYTES_MAX
-WAL_FRAME_OVERHEAD = 24  # a WAL frame's header (docs/wal.md)
-WAL_SEGMENT_HEADER_BYTES = 32
 ENTRY_BYTES_MAX_DEFAULT = 1 << 20
 SEGMENT_BYTES_DEFAULT = 16 << 20
 
@@ -292,15 +291,13 @@ class DiskStorage:
     ) -> None:
         if entry_bytes_max < 1:
             raise ConfigError(f"entry_bytes_max must be >= 1, got {entry_bytes_max}")
-        # The WAL checks its options too, but only after this directory exists: bad
-        # configuration must raise before anything is created.
-        frame_max = WAL_FRAME_OVERHEAD + ((entry_bytes_max + ENTRY_HEADER_BYTES_MAX + 7) & ~7)
-        if segment_bytes % 8 or segment_bytes < frame_max + WAL_SEGMENT_HEADER_BYTES:
-            raise ConfigError(
-                f"segment_bytes={segment_bytes} must be a multiple of 8 that holds one entry "
-                f"of entry_bytes_max={entry_bytes_max}: at least "
-                f"{frame_max + WAL_SEGMENT_HEADER_BYTES}"
-            )
+        # The WAL's own checks, run before this directory exists: bad configuration must
+        # raise before anything is created.
+        check_wal_config(
+            sync_policy="group" if fsync else "none",
+            segment_bytes=segment_bytes,
+            record_bytes_max=entry_bytes_max + ENTRY_HEADER_BYTES_MAX,
+        )
         self.data_dir = os.fspath(data_dir)
         self.fsync = fsync
         base: FileOps = file_ops if file_ops is not None else OsFileOps()

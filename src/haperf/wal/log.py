@@ -137,17 +137,19 @@ def _lock_directory(directory: str) -> int:
     return fd
 
 
-def _check_config(
+def check_config(
     *,
-    sync_policy: str,
-    segment_bytes: int,
-    record_bytes_max: int,
-    buffer_bytes: int,
-    sync_interval_ns: int,
-    group_delay_ns: int,
-    group_bytes_max: int,
-    first_index: int,
+    sync_policy: str = "group",
+    segment_bytes: int = SEGMENT_BYTES_DEFAULT,
+    record_bytes_max: int = RECORD_BYTES_MAX_DEFAULT,
+    buffer_bytes: int = BUFFER_BYTES_DEFAULT,
+    sync_interval_ns: int = SYNC_INTERVAL_NS_DEFAULT,
+    group_delay_ns: int = GROUP_DELAY_NS_DEFAULT,
+    group_bytes_max: int = GROUP_BYTES_MAX_DEFAULT,
+    first_index: int = 1,
 ) -> None:
+    """The WAL constructor's option checks (ConfigError), without touching the disk: a layer
+    that creates files of its own around a WAL calls it first."""
     if sync_policy not in SYNC_POLICIES:
         raise ConfigError(
             f"sync_policy must be one of {', '.join(SYNC_POLICIES)}, got {sync_policy!r}"
@@ -219,7 +221,7 @@ class WAL:
                 "haperf.wal needs a POSIX system (flock, fdatasync, mmap); it is not supported "
                 f"on {os.name}"
             )
-        _check_config(
+        check_config(
             sync_policy=sync_policy,
             segment_bytes=segment_bytes,
             record_bytes_max=record_bytes_max,
