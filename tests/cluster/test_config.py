@@ -68,7 +68,7 @@ def test_the_documented_example_loads_and_round_trips(tmp_path: Path) -> None:
 
 def test_node_config_carries_every_raft_option() -> None:
     doc = good()
-    doc["raft"].update(tick_ms=20, ack="all", lease_read=True, unsafe_local_reads=True)
+    doc["raft"].update(tick_ms=20, ack="all", lease_read=True)
     node = config_from_dict(doc, "node.json").node_config()
     assert (
         node.id == 1 and node.members[2] == "127.0.0.1:7002" and node.dial == {2: "127.0.0.1:9102"}
@@ -78,8 +78,12 @@ def test_node_config_carries_every_raft_option() -> None:
         "all",
         True,
         True,
-        True,
+        False,
     )
+    # The test-only planted bug is not a node-file option: a file cannot switch ReadIndex off.
+    doc["raft"]["unsafe_local_reads"] = True
+    with pytest.raises(ConfigError, match="unsafe_local_reads"):
+        config_from_dict(doc, "node.json")
     assert node.member_metadata[3] == {"resp": "127.0.0.1:6383", "admin": "127.0.0.1:8003"}
     assert node.proposal_timeout_ns == 5_000_000_000 and node.snapshot_entries == 100_000
 

@@ -68,9 +68,6 @@ class RaftOptions:
     fsync: bool = True
     snapshot_entries: int = 100_000
     proposal_timeout_ms: int = 5_000
-    # TEST-ONLY planted bug (chaos harness): reads answered from the local state machine without
-    # ReadIndex, so they can be stale. Never set it in production.
-    unsafe_local_reads: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +79,6 @@ class RaftOptions:
             "fsync": self.fsync,
             "snapshot_entries": self.snapshot_entries,
             "proposal_timeout_ms": self.proposal_timeout_ms,
-            "unsafe_local_reads": self.unsafe_local_reads,
         }
 
 
@@ -141,7 +137,6 @@ class ServiceConfig:
             snapshot_entries=opts.snapshot_entries,
             proposal_timeout_ns=opts.proposal_timeout_ms * 1_000_000,
             member_metadata=self.member_metadata(),
-            unsafe_local_reads=opts.unsafe_local_reads,
         )
 
     def member_metadata(self) -> dict[int, dict[str, str]]:
@@ -239,7 +234,7 @@ def _validate_raft(opts: RaftOptions, src: str) -> None:
         raise ConfigError(
             f"{src}: raft.ack: expected one of {', '.join(ACK_MODES)}, got {opts.ack!r}"
         )
-    for name in ("lease_read", "fsync", "unsafe_local_reads"):
+    for name in ("lease_read", "fsync"):
         if not isinstance(getattr(opts, name), bool):
             raise ConfigError(
                 f"{src}: raft.{name}: expected true or false, got {getattr(opts, name)!r}"
