@@ -83,18 +83,7 @@ _REGISTRY: dict[str, Benchmark] = {}
 
 # Names that select several groups at once with --filter (a capability spanning groups).
 GROUP_FAMILIES: dict[str, tuple[str, ...]] = {
-    "resilience": (
-        "breaker",
-        "retry",
-        "pipeline",
-        "ratelimit",
-        "concurrency",
-        "bulkhead",
-        "timeout",
-        "hedge",
-        "sketch",
-        "budget",
-    ),
+    "resilience": ("breaker", "retry", "ratelimit", "bulkhead", "timeout", "hedge", "sketch"),
 }
 
 

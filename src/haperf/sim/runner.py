@@ -18,7 +18,6 @@ Invariants: all randomness comes from SimRng sub-streams; events are processed i
 order; at most `events_max` events run (a run that would loop forever fails loudly).
 """
 
-import importlib
 import random
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
+from haperf._native import codec, raftmsg
 from haperf.errors import ConfigError, HaperfError
 from haperf.sim.checkers import CHECKERS, Checker, Reporter, Violation
 from haperf.sim.clock import NodeClock, SimClock
@@ -105,20 +105,8 @@ class HashStateMachine:
         self.digest = bytes(data[8:])
 
 
-def _codec_encode(msg: Any) -> bytes:
-    codec = importlib.import_module("haperf._native.codec")
-    return codec.encode(msg)  # type: ignore[no-any-return]
-
-
-def _codec_reader() -> Any:
-    codec = importlib.import_module("haperf._native.codec")
-    return codec.FrameReader()
-
-
 def _describe_frame(frame: bytes) -> str:
     """One frame for --trace, decoded on its own (the delivery path decodes it again)."""
-    codec = importlib.import_module("haperf._native.codec")
-    raftmsg = importlib.import_module("haperf._native.raftmsg")
     try:
         m = codec.decode(frame)
     except HaperfError as exc:
@@ -162,8 +150,8 @@ class SimConfig:
     state_machine: Callable[[], StateMachine] = HashStateMachine
     core_factory: CoreFactory = raft_core
     host_factory: HostFactory = raft_host
-    encode: Callable[[Any], bytes] = _codec_encode
-    new_reader: Callable[[], Any] = _codec_reader
+    encode: Callable[[Any], bytes] = codec.encode
+    new_reader: Callable[[], Any] = codec.FrameReader
     checkers: tuple[CheckerFactory, ...] = CHECKERS
     node_factory: Callable[..., SimNode] = SimNode
     client_factory: Callable[["Simulation", random.Random], Client] = Client
