@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from haperf._native.raft import PROPOSAL_ENTRIES_MAX
 from haperf._native.raftmsg import Message
 from haperf.errors import CommitUnknownError, ConfigError
 from haperf.raft.host import PENDING_PROPOSALS_MAX, PENDING_READS_MAX, Proposal
@@ -343,7 +344,7 @@ class SyncThread:
         self._thread.join()
 
 
-PROPOSAL_BATCH_MAX = 65536  # commands per core append (the core's PROPOSAL_ENTRIES_MAX)
+PROPOSAL_BATCH_MAX = PROPOSAL_ENTRIES_MAX  # commands per core append
 
 
 class InternalWaiter:
