@@ -19,8 +19,9 @@ from haperf._native import raftmsg as rm
 from haperf._native.raftmsg import Message
 from haperf.checksum import crc32c
 from haperf.errors import ConfigError, TransportError
+from haperf.runtime.address import parse_address
 from haperf.runtime.loop import LoopKind, uvloop_available
-from haperf.runtime.transport import TcpTransport, encode_handshake, parse_address
+from haperf.runtime.transport import TcpTransport, encode_handshake
 from tests.runtime.helpers import Collector, heartbeat, mesh, run_on, started, until
 
 LOOPS: list[LoopKind] = ["asyncio", "uvloop"] if uvloop_available() else ["asyncio"]

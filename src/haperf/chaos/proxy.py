@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from haperf.errors import ConfigError
+from haperf.runtime.address import parse_address
 
 CHUNK_BYTES = 65_536
 LINK_BUFFER_BYTES_DEFAULT = 1 << 20
@@ -333,9 +334,7 @@ class FaultProxy:
         """Where connections to `node_id` are forwarded (its raft "host:port")."""
         if node_id not in self.node_ids:
             raise ConfigError(f"node {node_id} is not one of the proxy's nodes {self.node_ids}")
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"target of node {node_id} must be 'host:port', got {address!r}")
+        parse_address(address, what=f"target of node {node_id}")
         self._targets[node_id] = address
 
     def address(self, from_id: int, to_id: int) -> str:

@@ -31,9 +31,9 @@ import orjson
 
 from haperf._version import __version__
 from haperf.errors import ConfigError, HaperfError
-from haperf.kv.config import parse_address
 from haperf.resilience.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from haperf.resilience.metrics import escape_help, escape_label_value, format_value
+from haperf.runtime.address import parse_address as transport_parse_address
 
 REQUEST_LINE_BYTES_MAX = 8192
 HEADER_BYTES_MAX = 16384
@@ -621,8 +621,5 @@ class AdminServer:
 
 
 def _listen_address(listen: str) -> tuple[str, int]:
-    if isinstance(listen, str) and listen.endswith(":0"):
-        host = listen[:-2].strip("[]")
-        if host:
-            return host, 0
-    return parse_address(listen, "AdminServer listen")
+    # Port 0 (any free port) is allowed here, unlike in a node file.
+    return transport_parse_address(listen, what="AdminServer listen")

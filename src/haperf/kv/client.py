@@ -30,6 +30,7 @@ from haperf.errors import (
     RedirectError,
 )
 from haperf.kv.resp import ErrorReply, ReplyParser, encode_command, encode_commands
+from haperf.runtime.address import parse_address
 
 REDIRECTS_MAX = 5
 TRYAGAIN_DELAY_NS = 50_000_000
@@ -40,13 +41,6 @@ PIPELINE_MAX = 65536
 Arg = bytes | str | int
 _WRITES = frozenset({b"SET", b"DEL", b"UNLINK", b"INCR", b"INCRBY", b"DECR", b"DECRBY", b"CAS",
                      b"SETNX"})
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"address must be 'host:port', got {address!r}")
-    return host, int(port)
 
 
 def _b(value: Arg) -> bytes:
@@ -138,7 +132,7 @@ class KVClient:
         redirects_max: int = REDIRECTS_MAX,
         tryagain_delay_ns: int = TRYAGAIN_DELAY_NS,
     ) -> None:
-        _split(address)
+        parse_address(address)
         if timeout_ns <= 0 or redirects_max < 0 or tryagain_delay_ns < 0:
             raise ConfigError(
                 f"timeout_ns must be > 0, redirects_max and tryagain_delay_ns >= 0 (got "
@@ -172,7 +166,7 @@ class KVClient:
             proto = self._proto
             if proto is not None and proto.lost is None:
                 return proto
-            host, port = _split(self.address)
+            host, port = parse_address(self.address)
             loop = asyncio.get_running_loop()
             _, fresh = await asyncio.wait_for(
                 loop.create_connection(_Protocol, host, port), self.timeout_ns / 1e9

@@ -148,7 +148,9 @@ class ServiceConfig:
 
 
 def parse_address(text: object, where: str) -> tuple[str, int]:
-    """ "host:port" -> (host, port); ConfigError naming `where` when it is not one."""
+    """ "host:port" -> (host, port); ConfigError naming `where` when it is not one. Stricter than
+    haperf.runtime.address.parse_address (a node file needs a real port, no blanks in the
+    host) and with the node file's "file: field: ..." messages."""
     if not isinstance(text, str):
         raise ConfigError(f'{where}: expected a "host:port" string, got {text!r}')
     host, sep, port_text = text.rpartition(":")

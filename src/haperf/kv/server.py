@@ -46,6 +46,7 @@ from haperf.errors import (
 from haperf.kv import commands as c
 from haperf.kv.resp import ErrorReply, RequestParser, encode_replies, encode_reply
 from haperf.kv.store import KVStore
+from haperf.runtime.address import parse_address
 
 log = logging.getLogger("haperf.kv.server")
 
@@ -166,9 +167,7 @@ class RespServer:
         keys_reply_max: int = KEYS_REPLY_MAX,
         wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        host, sep, port = listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ConfigError(f"listen must be 'host:port', got {listen!r}")
+        host, port = parse_address(listen, what="listen")
         if clients_max < 1 or request_bytes_max < 1024 or args_max < 4 or keys_reply_max < 1:
             raise ConfigError(
                 f"clients_max ({clients_max}), args_max ({args_max}), keys_reply_max "

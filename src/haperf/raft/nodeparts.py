@@ -25,7 +25,7 @@ from haperf._native.raft import PROPOSAL_ENTRIES_MAX
 from haperf._native.raftmsg import Message
 from haperf.errors import CommitUnknownError, ConfigError
 from haperf.raft.host import PENDING_PROPOSALS_MAX, PENDING_READS_MAX, Proposal
-from haperf.runtime.transport import parse_address
+from haperf.runtime.address import parse_address
 
 AckMode = Literal["quorum", "all", "leader"]
 ACK_MODES = ("quorum", "all", "leader")

@@ -5,14 +5,16 @@ importable; `LoopClock` reads the loop's monotonic clock in ns and `wall_ns()` t
 `TcpTransport` carries Raft messages between nodes (docs/runtime.md).
 """
 
+from haperf.runtime.address import format_address, parse_address
 from haperf.runtime.clock import Clock, LoopClock, wall_ns
 from haperf.runtime.loop import loop_name, new_event_loop, run, uvloop_available
-from haperf.runtime.transport import TcpTransport, parse_address
+from haperf.runtime.transport import TcpTransport
 
 __all__ = [
     "Clock",
     "LoopClock",
     "TcpTransport",
+    "format_address",
     "loop_name",
     "new_event_loop",
     "parse_address",

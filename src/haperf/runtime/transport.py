@@ -57,6 +57,7 @@ from haperf._native.raftmsg import Message
 from haperf._native.route import group_by_to, misrouted
 from haperf.checksum import crc32c
 from haperf.errors import CodecError, ConfigError, TransportError
+from haperf.runtime.address import format_address, parse_address
 
 log = logging.getLogger("haperf.runtime.transport")
 
@@ -88,27 +89,6 @@ WARN_KEYS_MAX: Final = 1024
 # Delay bounds accepted at construction: 1 us .. 1 hour.
 DELAY_NS_MIN: Final = 1_000
 DELAY_NS_MAX: Final = 3_600_000_000_000
-
-
-def parse_address(address: str, *, what: str = "address") -> tuple[str, int]:
-    """Split "host:port" (or "[v6]:port") into (host, port); ConfigError when it is not one."""
-    if not isinstance(address, str):
-        raise ConfigError(f"{what} must be a 'host:port' string, got {address!r}")
-    host, sep, port_text = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit():
-        raise ConfigError(
-            f"{what} must look like 'host:port' (e.g. 127.0.0.1:7001), got {address!r}"
-        )
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{what} port must be in 0..65535, got {address!r}")
-    return host, port
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def encode_handshake(cluster_id: bytes, sender_id: int, receiver_id: int) -> bytes:
